@@ -1,0 +1,51 @@
+# anju — the two commands: `make run` and `make test`. Everything else is bootstrapped here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.anju-installed
+DATA   ?= .anju
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test lint typecheck unit bench docs clean help
+
+help:
+	@echo "make run    start anju on the embedded default (SQLite in $(DATA)/, http://$(HOST):$(PORT))"
+	@echo "make test   install test tools, run ruff, mypy, import contracts and the test suite"
+	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md by hand)"
+	@echo "make docs   regenerate docs/privacy.md from the PI inventory"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "anju needs Python >= 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+
+# Re-install whenever the dependency declarations change.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/anju serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+docs: $(STAMP)
+	$(BIN)/anju privacy inventory --format markdown > docs/privacy.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``anju`` command line (Typer)."""

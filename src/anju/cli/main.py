@@ -1,0 +1,31 @@
+"""Entry point of the ``anju`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from anju import __version__
+from anju.cli import admin, audit, db, keys, privacy, serve
+
+app = typer.Typer(
+    name="anju",
+    help="安居 anju — real-name smart locks and rental housing, PI protected by design.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(privacy.app, name="privacy")
+
+
+@app.command("version")
+def version() -> None:
+    """Print anju's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

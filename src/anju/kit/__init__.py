@@ -1,0 +1,1 @@
+"""Domain-free building blocks: crypto facade, keys, envelope, blind index, masking, Merkle log."""

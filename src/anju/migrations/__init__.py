@@ -1,0 +1,35 @@
+"""Alembic migrations (run with ``anju db upgrade``); they run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+from anju.db import Database
+
+SCRIPT_LOCATION = Path(__file__).parent
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at anju's migrations, optionally bound to a connection."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+async def upgrade(db: Database, revision: str = "heads") -> None:
+    """Bring the schema up to ``revision`` (all heads by default)."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
+
+
+async def current_revisions(db: Database) -> set[str]:
+    """The revisions the database is at (empty when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(lambda c: set(MigrationContext.configure(c).get_current_heads()))

@@ -1,0 +1,76 @@
+"""Shared fixtures. Database tests run once on SQLite and once on PostgreSQL (``backend``)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from anju.db import Database
+from anju.kit.clock import FixedClock
+from anju.migrations import upgrade
+from anju.platform import Platform, open_key_provider
+from anju.settings import Settings
+from tests.support.services import POSTGRES_URL, require_service, tcp_reachable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test; PostgreSQL tests fail in CI if the server is missing."""
+    if request.param == "postgres":
+        parts = urlsplit(POSTGRES_URL.replace("+asyncpg", ""))
+        require_service(
+            "PostgreSQL", tcp_reachable(parts.hostname or "127.0.0.1", parts.port or 5432)
+        )
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'anju.db'}"
+        return
+    schema = f"anju_t_{secrets.token_hex(6)}"
+    admin = create_async_engine(POSTGRES_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?search_path={schema}"
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own data directory and database."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+async def platform(settings: Settings, clock: FixedClock) -> AsyncIterator[Platform]:
+    """A migrated database with a fresh keyring, on the backend under test."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = open_key_provider(settings, create=True)
+    db = Database(settings.resolved_database_url)
+    await upgrade(db)
+    try:
+        yield Platform(settings=settings, db=db, keys=keys, clock=clock)
+    finally:
+        await db.dispose()
