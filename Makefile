@@ -7,13 +7,14 @@ DATA   ?= .anju
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit bench docs clean help
+.PHONY: run test lint typecheck unit bench docs req-matrix clean help
 
 help:
 	@echo "make run    start anju on the embedded default (SQLite in $(DATA)/, http://$(HOST):$(PORT))"
 	@echo "make test   install test tools, run ruff, mypy, import contracts and the test suite"
 	@echo "make bench  run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make docs   regenerate docs/privacy.md from the PI inventory"
+	@echo "make req-matrix  run the tests and write docs/requirements-matrix.md"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "anju needs Python >= 3.11, found " + sys.version' 
@@ -37,7 +38,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --req-matrix build/requirements-matrix.md $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
@@ -46,6 +47,9 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/anju privacy inventory --format markdown > docs/privacy.md
+
+req-matrix: $(STAMP)
+	$(BIN)/python -m pytest -q --req-matrix docs/requirements-matrix.md $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -74,3 +74,38 @@ async def platform(settings: Settings, clock: FixedClock) -> AsyncIterator[Platf
         yield Platform(settings=settings, db=db, keys=keys, clock=clock)
     finally:
         await db.dispose()
+
+
+# --- requirement → test matrix for auditors ------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--req-matrix",
+        metavar="FILE",
+        help="write the requirement → test matrix (markdown) with each test's outcome to FILE",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test states which requirement it proves; an untagged test is a collection error."""
+    untagged = [item.nodeid for item in items if item.get_closest_marker("req") is None]
+    if untagged:
+        raise pytest.UsageError(
+            "tests without @pytest.mark.req(...):\n  " + "\n  ".join(sorted(untagged))
+        )
+
+
+_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _OUTCOMES[report.nodeid] = report.outcome
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = session.config.getoption("--req-matrix", default=None)
+    if not target:
+        return
+    from tests.support.req_matrix import write_matrix
+
+    write_matrix(Path(target), session.items, _OUTCOMES)

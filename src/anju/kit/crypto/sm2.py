@@ -252,4 +252,12 @@ class SM2PrivateKey:
             if tag == 0xA1:
                 _, bits, _ = der.read_tlv(value)
                 public = bits[2:] if bits[:2] == b"\x00\x04" else None
-        return cls(d, public)
+        key = cls(d, public)
+        if public is not None:
+            # The stored public key must belong to d, or ``public_key`` (and every fingerprint
+            # and Z derived from it) would describe another key. A signature made with d that
+            # verifies under the stored point proves it, using only GmSSL's own d arithmetic.
+            probe = key.public_key.digest(b"anju: PKCS#8 key pair check")
+            if not key.public_key.verify_digest(probe, key.sign_digest(probe)):
+                raise IntegrityError("SM2 PKCS#8 public key does not match its private key")
+        return key
