@@ -1,0 +1,247 @@
+"""The audit log: append entries to the SM3 Merkle tree and sign checkpoints with SM2.
+
+Entries commit in the caller's transaction, so an action and its audit record succeed or fail
+together. Appends take the tree lock first (see :func:`repository.lock_tree`), read the tree
+head, and write the entry plus every interior node it completes: proofs are then look-ups.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from anju.audit import repository
+from anju.audit.encoding import DetailValue, canonical_json, entry_leaf_hash
+from anju.audit.models import AuditCheckpoint, AuditEntry
+from anju.audit.verify import (
+    ConsistencyProof,
+    InclusionProof,
+    VerifyReport,
+    consistency_proof,
+    inclusion_proof,
+    verify_log,
+)
+from anju.errors import InvalidInput
+from anju.kit import merkle
+from anju.kit.checkpoint import Checkpoint, sign_checkpoint
+from anju.kit.crypto import SM2PublicKey
+
+if TYPE_CHECKING:
+    from anju.platform import Platform
+
+OUTCOMES = ("success", "failure", "denied")
+AUDIT_SIGNER = "audit"
+_ACTION = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)*$")
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append (see :meth:`AuditLog.record` for the fields)."""
+
+    action: str
+    actor: str
+    org_id: str | None = None
+    target: str | None = None
+    outcome: str = "success"
+    details: Mapping[str, DetailValue] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A stored checkpoint: tree size, root hash and the signed note text."""
+
+    size: int
+    root: bytes
+    note: str
+
+    @classmethod
+    def of(cls, row: AuditCheckpoint) -> SignedCheckpoint:
+        return cls(int(row.tree_size), bytes(row.root), row.note)
+
+
+def validate(entry: NewEntry) -> str:
+    """Check an entry's fields; return its details as canonical JSON."""
+    if not _ACTION.match(entry.action) or len(entry.action) > 100:
+        raise InvalidInput(f"审计动作名无效 / invalid audit action name {entry.action!r}")
+    if not entry.actor or len(entry.actor) > 200:
+        raise InvalidInput("审计主体无效 / audit actor must be 1–200 characters")
+    if entry.target is not None and len(entry.target) > 200:
+        raise InvalidInput("审计对象过长 / audit target must be at most 200 characters")
+    if entry.org_id is not None and not 0 < len(entry.org_id) <= 36:
+        raise InvalidInput("机构标识无效 / audit org_id must be 1–36 characters")
+    if entry.outcome not in OUTCOMES:
+        raise InvalidInput(f"审计结果无效 / audit outcome must be one of {', '.join(OUTCOMES)}")
+    for key, value in (entry.details or {}).items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str | int | bool)):
+            raise InvalidInput(
+                "审计详情只能是字符串、整数、布尔或空 / audit details take str, int, bool or None"
+            )
+    return canonical_json(entry.details)
+
+
+class AuditLog:
+    """Append-only, tamper-evident audit log of one platform."""
+
+    def __init__(self, platform: Platform) -> None:
+        self._settings = platform.settings
+        self._clock = platform.clock
+        self._keys = platform.keys
+
+    @property
+    def origin(self) -> str:
+        """The checkpoint origin line (also the signing key's name in notes)."""
+        return self._settings.audit_origin
+
+    def public_key(self) -> SM2PublicKey:
+        """The SM2 public key that verifies checkpoints."""
+        return self._keys.signer(AUDIT_SIGNER).public_key
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        action: str,
+        actor: str,
+        org_id: str | None = None,
+        target: str | None = None,
+        outcome: str = "success",
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> int:
+        """Append one entry in the caller's transaction; return its leaf index."""
+        entry = NewEntry(action, actor, org_id, target, outcome, details)
+        first, _ = await self.record_many(session, [entry])
+        return first
+
+    async def record_many(
+        self, session: AsyncSession, entries: Sequence[NewEntry]
+    ) -> tuple[int, int]:
+        """Append entries in one go; return the leaf index range ``[first, end)``."""
+        details = [validate(e) for e in entries]
+        await repository.lock_tree(session)
+        size = await repository.tree_size(session)
+        if not entries:
+            return size, size
+        frontier = await repository.load_frontier(session, size)
+        now = self._clock.now()
+        rows: list[dict[str, Any]] = []
+        nodes: list[merkle.Node] = []
+        for offset, (entry, detail) in enumerate(zip(entries, details, strict=True)):
+            h = entry_leaf_hash(
+                index=size + offset,
+                recorded_at=now,
+                org_id=entry.org_id,
+                actor=entry.actor,
+                action=entry.action,
+                target=entry.target,
+                outcome=entry.outcome,
+                details=detail,
+            )
+            rows.append(
+                {
+                    "leaf_index": size + offset,
+                    "recorded_at": now,
+                    "org_id": entry.org_id,
+                    "actor": entry.actor,
+                    "action": entry.action,
+                    "target": entry.target,
+                    "outcome": entry.outcome,
+                    "details": detail,
+                    "leaf_hash": h,
+                }
+            )
+            nodes.extend(frontier.append(h))
+        await repository.insert_entries(session, rows)
+        await repository.insert_nodes(session, nodes)
+        signed = await repository.signed_size(session)
+        if frontier.size - signed >= self._settings.audit_checkpoint_every:
+            await self._sign(session, frontier)
+        return size, frontier.size
+
+    async def checkpoint(self, session: AsyncSession) -> SignedCheckpoint:
+        """Sign a checkpoint of the current tree unless the latest one already covers it."""
+        await repository.lock_tree(session)
+        size = await repository.tree_size(session)
+        latest = await repository.latest_checkpoint(session)
+        if latest is not None and int(latest.tree_size) == size:
+            return SignedCheckpoint.of(latest)
+        frontier = await repository.load_frontier(session, size)
+        return await self._sign(session, frontier)
+
+    async def checkpoint_if_due(self, session: AsyncSession) -> SignedCheckpoint | None:
+        """Sign when entries have waited ``audit_checkpoint_seconds`` unsigned; else None."""
+        await repository.lock_tree(session)
+        size = await repository.tree_size(session)
+        latest = await repository.latest_checkpoint(session)
+        signed = 0 if latest is None else int(latest.tree_size)
+        if size <= signed:
+            return None
+        if latest is not None:
+            since = latest.signed_at
+        else:
+            first = await repository.entry_at(session, 0)
+            if first is None:
+                return None
+            since = first.recorded_at
+        waited = (self._clock.now() - since).total_seconds()
+        if waited < self._settings.audit_checkpoint_seconds:
+            return None
+        frontier = await repository.load_frontier(session, size)
+        return await self._sign(session, frontier)
+
+    async def latest_checkpoint(self, session: AsyncSession) -> SignedCheckpoint | None:
+        """The most recent signed checkpoint, if any."""
+        row = await repository.latest_checkpoint(session)
+        return None if row is None else SignedCheckpoint.of(row)
+
+    async def verify(
+        self, session: AsyncSession, public_key: SM2PublicKey | None = None
+    ) -> VerifyReport:
+        """Check the whole log (with this platform's public key unless another is given)."""
+        key = public_key or self.public_key()
+        return await verify_log(session, origin=self.origin, public_key=key)
+
+    async def inclusion_proof(
+        self, session: AsyncSession, index: int, size: int | None = None
+    ) -> InclusionProof:
+        """Proof that entry ``index`` is in the tree of ``size`` (default: latest checkpoint)."""
+        if size is None:
+            latest = await repository.latest_checkpoint(session)
+            size = int(latest.tree_size) if latest is not None and latest.tree_size > index else 0
+            if size == 0:
+                size = await repository.tree_size(session)
+        return await inclusion_proof(session, index, size)
+
+    async def consistency_proof(
+        self, session: AsyncSession, old_size: int, new_size: int
+    ) -> ConsistencyProof:
+        """Proof that the tree of ``new_size`` extends the tree of ``old_size``."""
+        return await consistency_proof(session, old_size, new_size)
+
+    async def tail(
+        self, session: AsyncSession, count: int, org_id: str | None = None
+    ) -> list[AuditEntry]:
+        """The newest ``count`` entries, newest first."""
+        return await repository.tail(session, count, org_id)
+
+    async def _sign(self, session: AsyncSession, frontier: merkle.Frontier) -> SignedCheckpoint:
+        root = frontier.root()
+        note = sign_checkpoint(
+            Checkpoint(self.origin, frontier.size, root),
+            self.origin,
+            self._keys.signer(AUDIT_SIGNER),
+        )
+        session.add(
+            AuditCheckpoint(
+                tree_size=frontier.size,
+                root=root,
+                note=note,
+                signed_at=self._clock.now(),
+                frontier=b"".join(frontier.hashes()),
+            )
+        )
+        await session.flush()
+        return SignedCheckpoint(frontier.size, root, note)
