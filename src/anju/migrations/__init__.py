@@ -6,9 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, MetaData
 
-from anju.db import Database
+from anju.db import Base, Database
 
 SCRIPT_LOCATION = Path(__file__).parent
 
@@ -19,6 +19,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+MODEL_MODULES = ("anju.privacy.models", "anju.audit.models", "anju.accounts.models")
+
+
+def target_metadata() -> MetaData:
+    """Every table the models declare (what the migrations must produce)."""
+    import importlib
+
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    return Base.metadata
+
+
+def script_heads() -> set[str]:
+    """The head revisions the migration scripts define."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 async def upgrade(db: Database, revision: str = "heads") -> None:
@@ -33,3 +52,11 @@ async def current_revisions(db: Database) -> set[str]:
 
     async with db.engine.connect() as conn:
         return await conn.run_sync(lambda c: set(MigrationContext.configure(c).get_current_heads()))
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Step the schema back to ``revision`` ("base" removes every table)."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(
+            lambda sync_conn: command.downgrade(alembic_config(sync_conn), revision)
+        )

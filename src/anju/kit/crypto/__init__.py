@@ -1,4 +1,5 @@
-"""Facade over China's national algorithms: SM2 (gmssl-pyx), SM3 and SM4 (``cryptography``).
+"""Facade over China's national algorithms: SM2 (gmssl-pyx signs; OpenSSL 3 libcrypto verifies when
+present, else gmssl-pyx), SM3 and SM4 (``cryptography``).
 
 Everything else in anju calls these functions; no other module imports the libraries directly.
 """
