@@ -1,0 +1,1 @@
+"""HTTP edge of the platform: dependencies, error model, middleware, health, metrics, docs."""

@@ -1,0 +1,59 @@
+"""The HTTP application: ``create_app(platform)`` builds one FastAPI app around a Platform."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from anju import __version__
+from anju.api import docs, health, metrics
+from anju.api.deps import check_transaction_scope
+from anju.api.errors import install_error_handlers
+from anju.api.metrics import HttpMetrics, MetricsMiddleware
+from anju.api.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    UnexpectedErrorMiddleware,
+)
+from anju.platform import Platform
+
+DESCRIPTION = (
+    "安居 anju — 实名制智能门锁与租赁住房平台，个人信息以国密算法（SM2/SM3/SM4）按设计保护。\n\n"
+    "anju — real-name smart locks and rental housing; personal information protected by design "
+    "with SM2/SM3/SM4. Errors always have the shape "
+    '`{"error": {"code", "message", "details"}}`; see docs/api.md for the codes.'
+)
+
+
+def include_domain_routers(app: FastAPI) -> None:
+    """THE one place where domain routers are registered on the app."""
+    from anju.accounts.endpoints import router as accounts_router
+
+    app.include_router(accounts_router)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """The FastAPI app serving ``platform``: routers, health, metrics, docs, one error model."""
+    app = FastAPI(
+        title="anju 安居 API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,  # served by anju.api.docs from packaged assets, never a CDN
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    app.state.metrics = HttpMetrics()
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    docs.install_docs(app)
+    include_domain_routers(app)
+    check_transaction_scope(app)
+
+    # Added inner to outer: the last one added sees the request first.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=platform.settings.max_request_bytes)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware)
+    return app
