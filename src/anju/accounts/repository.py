@@ -1,0 +1,114 @@
+"""Queries for the accounts domain. Every account lookup is scoped by organisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from anju.accounts.models import Account, ApiKey, LoginSession, Organisation, RoleAssignment
+
+
+def _same_org(column: InstrumentedAttribute[str | None], org_id: str | None) -> ColumnElement[bool]:
+    # NULL means "platform level": it must match only NULL, never "any organisation".
+    return column.is_(None) if org_id is None else column == org_id
+
+
+class AccountsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- organisations ---------------------------------------------------------------------
+    async def organisation_by_name(self, name: str) -> Organisation | None:
+        result = await self.session.scalars(select(Organisation).where(Organisation.name == name))
+        return result.first()
+
+    async def organisation(self, org_id: str) -> Organisation | None:
+        return await self.session.get(Organisation, org_id)
+
+    async def organisations(self) -> Sequence[Organisation]:
+        result = await self.session.scalars(select(Organisation).order_by(Organisation.name))
+        return result.all()
+
+    # --- accounts --------------------------------------------------------------------------
+    async def account_by_login(self, login: str) -> Account | None:
+        """Sign-in lookup (login names are unique platform-wide)."""
+        result = await self.session.scalars(select(Account).where(Account.login == login))
+        return result.first()
+
+    async def account_in_org(self, account_id: str, org_id: str | None) -> Account | None:
+        """The account if it belongs to ``org_id`` (None for any other organisation's)."""
+        result = await self.session.scalars(
+            select(Account).where(Account.id == account_id, _same_org(Account.org_id, org_id))
+        )
+        return result.first()
+
+    async def account(self, account_id: str) -> Account | None:
+        """Unscoped lookup: only for the principal's own account."""
+        return await self.session.get(Account, account_id)
+
+    async def accounts_in_org(self, org_id: str | None) -> Sequence[Account]:
+        result = await self.session.scalars(
+            select(Account).where(_same_org(Account.org_id, org_id)).order_by(Account.login)
+        )
+        return result.all()
+
+    async def all_accounts(self) -> Sequence[Account]:
+        result = await self.session.scalars(select(Account).order_by(Account.login))
+        return result.all()
+
+    # --- roles -----------------------------------------------------------------------------
+    async def roles_of(self, account_id: str) -> list[str]:
+        result = await self.session.scalars(
+            select(RoleAssignment.role)
+            .where(RoleAssignment.account_id == account_id)
+            .order_by(RoleAssignment.role)
+        )
+        return list(result.all())
+
+    async def role_assignment(self, account_id: str, role: str) -> RoleAssignment | None:
+        result = await self.session.scalars(
+            select(RoleAssignment).where(
+                RoleAssignment.account_id == account_id, RoleAssignment.role == role
+            )
+        )
+        return result.first()
+
+    # --- sessions --------------------------------------------------------------------------
+    async def session_by_token_hash(self, token_hash: bytes) -> LoginSession | None:
+        result = await self.session.scalars(
+            select(LoginSession).where(LoginSession.token_hash == token_hash)
+        )
+        return result.first()
+
+    async def revoke_sessions(
+        self, account_id: str, now: datetime, *, except_id: str | None = None
+    ) -> None:
+        stmt = (
+            update(LoginSession)
+            .where(LoginSession.account_id == account_id, LoginSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        if except_id is not None:
+            stmt = stmt.where(LoginSession.id != except_id)
+        await self.session.execute(stmt)
+
+    # --- API keys --------------------------------------------------------------------------
+    async def api_key_by_prefix(self, prefix: str) -> ApiKey | None:
+        result = await self.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix))
+        return result.first()
+
+    async def api_key_in_org(self, key_id: str, org_id: str | None) -> ApiKey | None:
+        result = await self.session.scalars(
+            select(ApiKey).where(ApiKey.id == key_id, _same_org(ApiKey.org_id, org_id))
+        )
+        return result.first()
+
+    async def api_keys_in_org(self, org_id: str | None) -> Sequence[ApiKey]:
+        result = await self.session.scalars(
+            select(ApiKey).where(_same_org(ApiKey.org_id, org_id)).order_by(ApiKey.created_at)
+        )
+        return result.all()
