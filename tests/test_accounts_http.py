@@ -7,43 +7,19 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from anju.accounts import totp
-from anju.accounts.endpoints import router
+from anju.app import create_app
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
-from tests.test_accounts_service import PASSWORD, Admin, make_admin
+from tests.support.accounts import PASSWORD, Admin, make_admin
 
 NEW_PASSWORD = "Battery.Staple-77"
 
 
-def build_app(platform: Platform) -> FastAPI:
-    try:
-        from anju.app import create_app
-
-        app = create_app(platform)
-    except ModuleNotFoundError:  # the app's optional docs assets are not installed here
-        app = _minimal_app(platform)
-    if not any(getattr(r, "path", None) == "/api/v1/auth/login" for r in app.routes):
-        app.include_router(router)  # until the app helper registers it
-    return app
-
-
-def _minimal_app(platform: Platform) -> FastAPI:
-    from anju.api.errors import install_error_handlers
-    from anju.api.middleware import BodySizeLimitMiddleware
-
-    app = FastAPI()
-    app.state.platform = platform
-    install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=platform.settings.max_request_bytes)
-    return app
-
-
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(platform))
+    transport = httpx.ASGITransport(app=create_app(platform))
     async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as c:
         yield c
 

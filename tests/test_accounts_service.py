@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import select, text
@@ -16,8 +14,6 @@ from anju.accounts.principal import PasswordChangeRequired
 from anju.accounts.roles import Cap, Role
 from anju.accounts.service import (
     AccountService,
-    run_boundary,
-    sign_in,
 )
 from anju.audit.models import AuditEntry
 from anju.errors import (
@@ -31,73 +27,16 @@ from anju.errors import (
 )
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
+from tests.support.accounts import (
+    PASSWORD,
+    as_principal,
+    login_token,
+    make_admin,
+    make_member,
+    step_up,
+)
 
-PASSWORD = "Correct-Horse-42"
 NEW_PASSWORD = "Battery.Staple-77"
-
-
-@dataclass
-class Admin:
-    id: str
-    org_id: str | None
-    login: str
-    secret: str
-
-
-async def make_admin(platform: Platform, login: str = "sa-one", org: str | None = "Org A") -> Admin:
-    """A security administrator with a confirmed TOTP factor (as the CLI + first login do)."""
-    async with platform.db.transaction() as s:
-        account, uri = await AccountService(platform, s).bootstrap_security_admin(
-            login=login, password=PASSWORD, org_name=org
-        )
-        admin_id, org_id = account.id, account.org_id
-    secret = parse_qs(urlparse(uri).query)["secret"][0]
-    token = await login_token(platform, login)
-    await as_principal(
-        platform,
-        token,
-        lambda s, p: s.confirm_totp(p, totp.code_at(secret, platform.clock.now())),
-    )
-    return Admin(admin_id, org_id, login, secret)
-
-
-async def login_token(
-    platform: Platform, login: str, password: str = PASSWORD, code: str | None = None
-) -> str:
-    issued = await sign_in(platform, login, password, code)
-    return issued.token
-
-
-async def as_principal(platform, token, work, allow_password_change: bool = False):  # type: ignore[no-untyped-def]
-    async def go(service: AccountService):  # type: ignore[no-untyped-def]
-        principal = await service.authenticate(token, allow_password_change=allow_password_change)
-        return await work(service, principal)
-
-    return await run_boundary(platform, go)
-
-
-async def step_up(platform: Platform, clock: FixedClock, admin: Admin, token: str) -> None:
-    clock.advance(seconds=totp.STEP_SECONDS)  # a fresh step: the previous code was used
-    code = totp.code_at(admin.secret, clock.now())
-    await as_principal(platform, token, lambda s, p: s.step_up(p, code))
-
-
-async def make_member(
-    platform: Platform, clock: FixedClock, admin: Admin, token: str, login: str
-) -> tuple[str, str]:
-    """A new account created by ``admin`` with its temporary password changed to PASSWORD."""
-    await step_up(platform, clock, admin, token)
-    account, temp = await as_principal(
-        platform, token, lambda s, p: s.create_account(p, login=login, display_name=login)
-    )
-    member_token = await login_token(platform, login, temp)
-    await as_principal(
-        platform,
-        member_token,
-        lambda s, p: s.change_password(p, temp, PASSWORD),
-        allow_password_change=True,
-    )
-    return account.id, member_token
 
 
 async def audit_rows(platform: Platform) -> list[AuditEntry]:

@@ -17,6 +17,7 @@ from anju.kit.crypto import DEFAULT_SIGNER_ID, SM2PrivateKey, SM2PublicKey, der,
 from anju.kit.crypto.sm2 import N, rs_to_signature, signature_to_rs
 from tests import vectors as v
 from tests.vectors import ec
+from tests.vectors.malformed import malformed_signatures
 
 PUBLISHED_SIGNATURE = rs_to_signature(v.SM2_R, v.SM2_S)
 
@@ -190,39 +191,8 @@ def test_key_with_derived_public_half_signs_like_the_original(fresh_key: SM2Priv
 # --- malformed signatures: False, never an exception --------------------------------------
 
 
-def _malformed_signatures() -> list[tuple[str, bytes]]:
-    r, s = v.SM2_R, v.SM2_S
-    good = rs_to_signature(r, s)
-    body = der.integer(r) + der.integer(s)
-    return [
-        ("empty", b""),
-        ("garbage", b"not a signature"),
-        ("raw r||s", r.to_bytes(32, "big") + s.to_bytes(32, "big")),
-        ("truncated", good[:-1]),
-        ("trailing byte", good + b"\x00"),
-        ("trailing sequence", good + good),
-        ("r = 0", rs_to_signature(0, s)),
-        ("s = 0", rs_to_signature(r, 0)),
-        ("r = n", rs_to_signature(N, s)),
-        ("s = n", rs_to_signature(r, N)),
-        ("s = n + s", rs_to_signature(r, N + s)),
-        ("r = 2^256", rs_to_signature(1 << 256, s)),
-        ("negative r", der.sequence(der.tlv(der.INTEGER, b"\x80" + bytes(31)), der.integer(s))),
-        ("non-minimal r", der.sequence(der.tlv(der.INTEGER, b"\x00" + bytes([1])), der.integer(s))),
-        ("empty integer", der.sequence(der.tlv(der.INTEGER, b""), der.integer(s))),
-        ("only r", der.sequence(der.integer(r))),
-        ("three integers", der.sequence(der.integer(r), der.integer(s), der.integer(1))),
-        ("octet strings", der.sequence(der.tlv(4, r.to_bytes(32, "big")), der.integer(s))),
-        ("SET instead of SEQUENCE", b"\x31" + good[1:]),
-        ("long-form length", b"\x30\x81" + bytes([len(body)]) + body),
-        ("indefinite length", b"\x30\x80" + body + b"\x00\x00"),
-        ("length too long", b"\x30" + bytes([len(body) + 1]) + body),
-        ("length too short", b"\x30" + bytes([len(body) - 1]) + body),
-    ]
-
-
 @pytest.mark.req("L3", "L13", "R18")
-@pytest.mark.parametrize(("case", "signature"), _malformed_signatures())
+@pytest.mark.parametrize(("case", "signature"), malformed_signatures())
 def test_malformed_signatures_are_rejected_quietly(case: str, signature: bytes) -> None:
     public = SM2PublicKey(v.SM2_PUBLIC)
     assert public.verify(v.SM2_SIGN_MESSAGE, signature) is False, case

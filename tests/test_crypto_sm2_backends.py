@@ -34,8 +34,8 @@ from anju.kit.crypto.sm2 import (
     verify_backend,
 )
 from tests import vectors as v
-from tests.test_crypto_sm2 import _malformed_signatures
 from tests.vectors import ec
+from tests.vectors.malformed import malformed_signatures
 
 pytestmark = [
     pytest.mark.req("L3", "L16", "R18"),
@@ -46,7 +46,7 @@ pytestmark = [
 ]
 
 PUBLISHED_SIGNATURE = rs_to_signature(v.SM2_R, v.SM2_S)
-MALFORMED = _malformed_signatures()
+MALFORMED = malformed_signatures()
 
 
 @pytest.fixture(autouse=True)

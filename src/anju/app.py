@@ -27,8 +27,10 @@ DESCRIPTION = (
 def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
     from anju.accounts.endpoints import router as accounts_router
+    from anju.audit.endpoints import router as audit_router
 
     app.include_router(accounts_router)
+    app.include_router(audit_router)
 
 
 def create_app(platform: Platform) -> FastAPI:

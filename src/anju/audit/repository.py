@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, text
@@ -127,9 +128,37 @@ async def entry_at(session: AsyncSession, index: int) -> AuditEntry | None:
 
 async def tail(session: AsyncSession, count: int, org_id: str | None = None) -> list[AuditEntry]:
     """The last ``count`` entries (optionally of one organisation), newest first."""
-    query = select(AuditEntry).order_by(AuditEntry.leaf_index.desc()).limit(count)
+    return await search(session, limit=count, org_id=org_id)
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    limit: int,
+    org_id: str | None = None,
+    before: int | None = None,
+    action_prefix: str | None = None,
+    actor: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AuditEntry]:
+    """Entries matching every given filter, newest first; page with ``before`` (a leaf index)."""
+    query = select(AuditEntry).order_by(AuditEntry.leaf_index.desc()).limit(limit)
     if org_id is not None:
         query = query.where(AuditEntry.org_id == org_id)
+    if before is not None:
+        query = query.where(AuditEntry.leaf_index < before)
+    if action_prefix:
+        query = query.where(AuditEntry.action.startswith(action_prefix, autoescape=True))
+    if actor is not None:
+        query = query.where(AuditEntry.actor == actor)
+    if outcome is not None:
+        query = query.where(AuditEntry.outcome == outcome)
+    if since is not None:
+        query = query.where(AuditEntry.recorded_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.recorded_at < until)
     return list(await session.scalars(query))
 
 
