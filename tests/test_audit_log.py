@@ -203,3 +203,24 @@ async def test_models_match_the_migration(platform: Platform) -> None:
             table = model.__table__
             result = await conn.execute(select(text("*")).select_from(table).where(text("1 = 0")))
             assert set(result.keys()) == {c.name for c in table.columns}, table.name
+
+
+@pytest.mark.req("L17", "L11", "L2")
+async def test_pi_slipped_into_details_is_masked_before_it_becomes_permanent(
+    platform: Platform,
+) -> None:
+    async with platform.db.transaction() as session:
+        await AuditLog(platform).record(
+            session,
+            action="test.careless_caller",
+            actor="system",
+            details={"note": "guest 11010519491231002X called from 13812345678", "count": 3},
+        )
+    async with platform.db.transaction() as session:
+        (row,) = await AuditLog(platform).tail(session, 1)
+    assert "11010519491231002X" not in row.details
+    assert "13812345678" not in row.details
+    assert "110105********002X" in row.details
+    assert '"count":3' in row.details
+    async with platform.db.transaction() as session:
+        assert (await AuditLog(platform).verify(session)).ok

@@ -29,6 +29,7 @@ from anju.errors import InvalidInput
 from anju.kit import merkle
 from anju.kit.checkpoint import Checkpoint, sign_checkpoint
 from anju.kit.crypto import SM2PublicKey
+from anju.kit.redaction import redact_value
 
 if TYPE_CHECKING:
     from anju.platform import Platform
@@ -80,7 +81,11 @@ def validate(entry: NewEntry) -> str:
             raise InvalidInput(
                 "审计详情只能是字符串、整数、布尔或空 / audit details take str, int, bool or None"
             )
-    return canonical_json(entry.details)
+    if entry.details is None:
+        return canonical_json(None)
+    # Callers must never put PI in details; as a second line of defence anything that looks
+    # like an ID number, phone, card or e-mail is masked before it becomes permanent.
+    return canonical_json({key: redact_value(value) for key, value in entry.details.items()})
 
 
 class AuditLog:
