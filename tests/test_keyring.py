@@ -207,3 +207,21 @@ def test_audit_signer_is_stable_across_loads(provider: FileKeyProvider, path: Pa
     signer = provider.signer("audit")
     signature = signer.sign(b"checkpoint")
     assert FileKeyProvider.load(path).signer("audit").public_key.verify(b"checkpoint", signature)
+
+
+@pytest.mark.req("L14", "R16")
+def test_upgrade_adds_named_keys_a_keyring_predates_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "keyring.json"
+    FileKeyProvider.create(path)
+    data = json.loads(path.read_text())
+    del data["signers"]["device-ca"]  # as written by a release that had no device CA yet
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+    with pytest.raises(KeyUnavailable, match="anju db upgrade"):
+        FileKeyProvider.load(path).signer("device-ca")
+    assert FileKeyProvider.load(path).add_missing_named_keys() == ["device-ca"]
+    first = FileKeyProvider.load(path).signer("device-ca").public_key
+    assert FileKeyProvider.load(path).add_missing_named_keys() == []
+    assert FileKeyProvider.load(path).signer("device-ca").public_key == first  # persisted
+    with pytest.raises(KeyUnavailable):
+        FileKeyProvider.load(path).signer("no-such-key")

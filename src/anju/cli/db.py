@@ -23,6 +23,9 @@ def upgrade_command(data_dir: DataDirOption = None) -> None:
     async def go() -> set[str]:
         async with open_platform(settings, create_keys=True) as platform:
             await upgrade(platform.db)
+            added = platform.keys.add_missing_named_keys()
+            if added:
+                typer.echo(f"keyring: added {', '.join(added)}")
             return await current_revisions(platform.db)
 
     revisions = run(go())

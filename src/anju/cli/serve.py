@@ -66,6 +66,7 @@ async def run_server(settings: Settings) -> None:
     async with open_platform(settings, create_keys=fresh and settings.is_sqlite) as platform:
         if settings.is_sqlite:
             await upgrade(platform.db)  # embedded default: first start and upgrades migrate
+            platform.keys.add_missing_named_keys()
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)

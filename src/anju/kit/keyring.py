@@ -39,7 +39,9 @@ WRAP_PREFIX = b"AMK"
 _HEADER = struct.Struct(">3sI")
 KEYRING_FORMAT = "anju-keyring/1"
 NAMED_SECRETS = ("blind-index",)
-NAMED_SIGNERS = ("audit",)
+#: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), and
+#: the gateway's own handshake key. ``anju db upgrade`` adds names a keyring predates.
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway")
 
 
 class Signer(Protocol):
@@ -81,12 +83,23 @@ class KeyProvider(Protocol):
 
     def signer(self, name: str) -> Signer: ...
 
+    def add_missing_named_keys(self) -> list[str]: ...
+
 
 def wrapped_version(wrapped: bytes) -> int:
     """The master key version a wrapped key names in its prefix."""
     if len(wrapped) < _HEADER.size or wrapped[:3] != WRAP_PREFIX:
         raise IntegrityError("wrapped key has no AMK version prefix")
     return int(_HEADER.unpack_from(wrapped)[1])
+
+
+def _new_signer_entry(created: str) -> dict[str, str]:
+    key = SM2PrivateKey.generate()
+    return {
+        "private": _b64(key.private_bytes()),
+        "public": _b64(key.public_key.raw),
+        "created": created,
+    }
 
 
 def _b64(data: bytes) -> str:
@@ -124,12 +137,7 @@ class FileKeyProvider:
             "signers": {},
         }
         for name in NAMED_SIGNERS:
-            key = SM2PrivateKey.generate()
-            data["signers"][name] = {
-                "private": _b64(key.private_bytes()),
-                "public": _b64(key.public_key.raw),
-                "created": now,
-            }
+            data["signers"][name] = _new_signer_entry(now)
         provider = cls(path, data)
         provider._save()
         return provider
@@ -161,6 +169,20 @@ class FileKeyProvider:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"key file {path} is damaged: {exc}") from None
         return provider
+
+    def add_missing_named_keys(self) -> list[str]:
+        """Create the named keys this release knows and the keyring lacks (an upgrade step).
+
+        Only ``anju db upgrade`` (one operator, one process) calls this, so two processes never
+        race to write different keys into the same file.
+        """
+        missing = [name for name in NAMED_SIGNERS if name not in self._data["signers"]]
+        if missing:
+            now = datetime.now(UTC).isoformat()
+            for name in missing:
+                self._data["signers"][name] = _new_signer_entry(now)
+            self._save()
+        return missing
 
     @classmethod
     def open_or_create(cls, path: Path) -> FileKeyProvider:
@@ -267,10 +289,10 @@ class FileKeyProvider:
         """A named SM2 signing key (e.g. the audit log key)."""
         cached = self._signers.get(name)
         if cached is None:
-            try:
-                entry = self._data["signers"][name]
-            except KeyError:
-                raise KeyUnavailable(f"no signing key named {name!r} in the keyring") from None
+            entry = self._data["signers"].get(name)
+            if entry is None:
+                hint = " (run `anju db upgrade`)" if name in NAMED_SIGNERS else ""
+                raise KeyUnavailable(f"no signing key named {name!r} in the keyring{hint}")
             cached = SM2PrivateKey(_unb64(entry["private"]), _unb64(entry["public"]))
             self._signers[name] = cached
         return cached
