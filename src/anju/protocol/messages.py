@@ -1,0 +1,186 @@
+"""The plaintext messages carried in DATA frames: canonical JSON, validated per direction.
+
+Canonical JSON here is RFC 8785 (JCS) restricted to values without floating point numbers:
+UTF-8, object keys sorted, no insignificant whitespace, minimal string escapes. Integers must lie
+within ±(2^53 - 1). Receivers accept only the canonical encoding, so every message has exactly
+one byte representation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from anju.protocol.errors import ProtocolError
+
+MAX_MESSAGE_BYTES = 16384
+MAX_DEPTH = 8
+MAX_INT = (1 << 53) - 1
+Sender = Literal["device", "platform"]
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NAME = re.compile(r"[a-z0-9_.]{1,64}")
+_CODE = re.compile(r"[a-z0-9_]{1,64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError("message_malformed", f"message malformed: {message}")
+
+
+def _check_value(value: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _bad(f"nested deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise _bad("integer outside ±(2^53 - 1)")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_value(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _bad("object keys must be strings")
+            _check_value(item, depth + 1)
+        return
+    raise _bad(f"values of type {type(value).__name__} are not allowed (no floats)")
+
+
+def canonical_json(value: dict[str, Any]) -> bytes:
+    """The canonical encoding of a JSON object (see module docstring)."""
+    _check_value(value, 0)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _bad("duplicate object key")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _bad(f"{name} is not allowed")
+
+
+def _no_float(text: str) -> Any:
+    raise _bad("floating point numbers are not allowed")
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+Check = Callable[[Any], bool]
+
+
+def _str(pattern: re.Pattern[str]) -> Check:
+    return lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None
+
+
+def _int(lo: int, hi: int) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _opt(check: Check) -> Check:
+    return lambda v: v is None or check(v)
+
+
+def _is_object(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+_TIME_MS = _int(0, MAX_INT)
+_TEXT64 = _str(re.compile(r"[\x20-\x7e]{1,64}"))
+
+#: type -> (required fields, optional fields), each field -> check.
+SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
+    "device": {
+        "confirm": ({"th": _str(_HEX64)}, {}),
+        "evt": (
+            {"id": _str(_ID), "at": _TIME_MS, "kind": _str(_NAME), "data": _is_object},
+            {},
+        ),
+        "state": (
+            {
+                "at": _TIME_MS,
+                "battery": _opt(_int(0, 100)),
+                "firmware": _TEXT64,
+                "signal": _opt(_int(-200, 0)),
+            },
+            {"extra": _is_object},
+        ),
+        "ack": ({"id": _str(_ID), "ok": _is_bool, "code": _opt(_str(_CODE))}, {}),
+    },
+    "platform": {
+        "cmd": (
+            {"id": _str(_ID), "name": _str(_NAME), "args": _is_object, "exp": _TIME_MS},
+            {},
+        ),
+        "rekey": ({}, {}),
+    },
+}
+
+
+def validate_message(message: Any, sender: Sender) -> dict[str, Any]:
+    """Check a message object against the schema of its type for this sender; return it."""
+    if not isinstance(message, dict):
+        raise _bad("a message is a JSON object")
+    kind = message.get("t")
+    schemas = SCHEMAS[sender]
+    if not isinstance(kind, str) or kind not in schemas:
+        raise ProtocolError("unknown_message_type", f"message type not accepted from the {sender}")
+    required, optional = schemas[kind]
+    for name, check in required.items():
+        if name not in message:
+            raise _bad(f"{kind}: missing field {name!r}")
+        if not check(message[name]):
+            raise _bad(f"{kind}: field {name!r} has the wrong type or value")
+    for name in message.keys() - required.keys() - {"t"}:
+        optional_check = optional.get(name)
+        if optional_check is None:
+            raise _bad(f"{kind}: unknown field {name!r}")
+        if not optional_check(message[name]):
+            raise _bad(f"{kind}: field {name!r} has the wrong type or value")
+    if kind == "ack" and message["ok"] == (message["code"] is not None):
+        raise _bad("ack: code must be null when ok and set when not ok")
+    _check_value(message, 0)
+    return message
+
+
+def encode_message(message: dict[str, Any], sender: Sender) -> bytes:
+    """Validate and encode a message as canonical JSON (at most 16 KiB)."""
+    raw = canonical_json(validate_message(message, sender))
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message_too_large", f"message longer than {MAX_MESSAGE_BYTES} bytes")
+    return raw
+
+
+def decode_message(raw: bytes, sender: Sender) -> dict[str, Any]:
+    """Parse and validate a received message; it must be in canonical form."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message_too_large", f"message longer than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8", errors="strict")
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_no_float,
+        )
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        raise _bad("not UTF-8 JSON") from None
+    message = validate_message(value, sender)
+    if canonical_json(message) != raw:
+        raise _bad("not in canonical form")
+    return message

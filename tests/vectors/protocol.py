@@ -1,0 +1,148 @@
+"""Worked example of the anju device protocol with fixed keys, ids, times and nonces.
+
+Everything here is data. The inputs are fixed; the outputs (tbs bytes, signed bytes, transcript
+hash, session keys, DATA frames) are deterministic given the inputs and are checked by
+``tests/test_protocol_vectors.py``. SM2 signatures and SM2 ciphertexts are randomised: one valid
+instance of each is given, and any other valid one is equally acceptable. The same values are
+printed in docs/protocol.md (section "Worked example").
+
+The private scalars are SM3 of a label (so anyone can re-derive them); never use them for real.
+"""
+
+from __future__ import annotations
+
+# --- inputs ---------------------------------------------------------------------------------
+CA_PRIVATE = bytes.fromhex("ba855636966cb9fd0afda3f07a48fd1767a39917f5ba593964859e9b4438dbb6")
+"""SM3(b"anju protocol vector: device CA key")"""
+GATEWAY_PRIVATE = bytes.fromhex("bb04222a9ed9d204e6d3c7fe0041a22d9aa64242658425f97f3faefaf02833c9")
+"""SM3(b"anju protocol vector: gateway key")"""
+DEVICE_PRIVATE = bytes.fromhex("1f6b233d720d651c6683fb93604a74525f55ad3402f0830743b01401e47ad672")
+"""SM3(b"anju protocol vector: device key")"""
+OTHER_CA_PRIVATE = bytes.fromhex("b526350a285317e763be478fde5c8ff17aa30087178839ba5e5450dff3c08ae6")
+"""SM3(b"anju protocol vector: other CA key") — a CA nobody trusts (negative tests)."""
+
+DEVICE_ID = "00112233445566778899aabbccddeeff"
+SE_ID = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+PRODUCT = "lock-x1"
+GATEWAY_NAME = "gw-1.anju.example"
+GATEWAY_PRODUCT = "anju-gateway"
+DEVICE_SERIAL = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
+GATEWAY_SERIAL = bytes.fromhex("a0a1a2a3a4a5a6a7a8a9aaabacadaeaf")
+NOT_BEFORE = 1767225600  # 2026-01-01T00:00:00Z
+NOT_AFTER = 2082758400  # 2036-01-01T00:00:00Z
+
+ROOT_KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+TD_MS = 1767528000000  # 2026-01-04T12:00:00Z
+ND = bytes.fromhex("11111111111111111111111111111111")
+SESSION_ID = bytes.fromhex("5e55105e55105e55")
+TP_MS = 1767528000250
+NP = bytes.fromhex("22222222222222222222222222222222")
+KP = bytes.fromhex("3333333333333333333333333333333333333333333333333333333333333333")
+EVT_MESSAGE = {
+    "t": "evt",
+    "id": "e-0001",
+    "at": TP_MS + 900,
+    "kind": "door.unlock",
+    "data": {"method": "passcode", "ok": True},
+}
+CMD_MESSAGE = {
+    "t": "cmd",
+    "id": "c-0001",
+    "name": "lock.freeze",
+    "args": {"until": TP_MS + 86400000},
+    "exp": TP_MS + 60000,
+}
+CONFIRM_TIME_MS = TP_MS + 250  # the device's clock when it seals CONFIRM (up, seq 1)
+EVT_TIME_MS = TP_MS + 1000  # EVT_MESSAGE sealed up, seq 2
+CMD_TIME_MS = TP_MS + 2000  # CMD_MESSAGE sealed down, seq 1
+
+# --- outputs ----------------------------------------------------------------------------------
+# Deterministic: *_TBS, *_PREFIX, *_SIGNED_MESSAGE, SESSION_SALT, SESSION_INFO, K_UP, K_DOWN,
+# and the three DATA frames. Randomised (one valid instance each): the signatures and
+# KP_CIPHERTEXT; TRANSCRIPT_HASH is SM3 over the HELLO and WELCOME frames built from these.
+DEVICE_CERT_TBS = bytes.fromhex(
+    "414443310102030405060708090a0b0c0d0e0f10012030303131323233333434353536363737383839396161"
+    "6262636364646565666620663065316432633362346135393638373738363935613462336332643165306607"
+    "6c6f636b2d7831000000006955b900000000007c245f0076b0e377fc005ed48ae365f55b1a1c77821dbc4929"
+    "90de219aa3f43b993dc695cdc68b74d58e2dfc1fc5de3ee38baf2bc270cc3a333ddb5ff0eebf2f01d289a18f"
+    "d4472e1747b9b4"
+)
+DEVICE_CERT_SIGNATURE = bytes.fromhex(
+    "30440220374dfa57585123d5b85493d9b80767191b44c924b117c017ec2733771f24529a02206d403f7cc0d1"
+    "b6c7566c27f4427b33831e1eafd335d33f316ebc4fabf3001e7d"
+)
+GATEWAY_CERT_TBS = bytes.fromhex(
+    "41444331a0a1a2a3a4a5a6a7a8a9aaabacadaeaf021167772d312e616e6a752e6578616d706c65000c616e6a"
+    "752d67617465776179000000006955b900000000007c245f00e9c61ea9c308225d94b952e5479d502b976318"
+    "b611bb04032924cfcd67a6de56d6f273f1e3d3ce5bc375fa5b5e89511e0f06d983454cd140e2a983f9ae5416"
+    "b08fd4472e1747b9b4"
+)
+GATEWAY_CERT_SIGNATURE = bytes.fromhex(
+    "3046022100900822835bb817443ad8c100aa3f48c4e54505de6634fbf47444848dc772635f022100e4aa0780"
+    "20f99f9611ba1190ed5829e6186ed11b968f19c8a2e0ea8be1c04c96"
+)
+HELLO_PREFIX = bytes.fromhex(
+    "0101414443310102030405060708090a0b0c0d0e0f1001203030313132323333343435353636373738383939"
+    "6161626263636464656566662066306531643263336234613539363837373836393561346233633264316530"
+    "66076c6f636b2d7831000000006955b900000000007c245f0076b0e377fc005ed48ae365f55b1a1c77821dbc"
+    "492990de219aa3f43b993dc695cdc68b74d58e2dfc1fc5de3ee38baf2bc270cc3a333ddb5ff0eebf2f01d289"
+    "a18fd4472e1747b9b4004630440220374dfa57585123d5b85493d9b80767191b44c924b117c017ec2733771f"
+    "24529a02206d403f7cc0d1b6c7566c27f4427b33831e1eafd335d33f316ebc4fabf3001e7d0000019b88e0ea"
+    "0011111111111111111111111111111111"
+)
+HELLO_SIGNED_MESSAGE = bytes.fromhex(
+    "616e6a752f68656c6c6f2f763183b342d64b7dd271196b509d858bb6775ce608a6a988470b4dc8bf903894e0db"
+)
+HELLO_SIGNATURE = bytes.fromhex(
+    "304402205eea4d036a334c054eddd274ff9feb18ac0a607162e89da13c1067f3a83c6f20022034a5ca4c2ae4"
+    "016f47ef8ca7d4996aed1c85f563f0a096da65314361fdf45abd"
+)
+KP_CIPHERTEXT = bytes.fromhex(
+    "308189022100a95f087aef3ba9e869e3a56e4949f43cf1bed1dfe5c9346724b308b0c80539c002204d645564"
+    "1c9d725336b969de1ab91bab6ac8d1ea67ae9de18656a44215241d7f0420c19f99314d7717c75aeb8f679ccc"
+    "9b6906235c309727632f57929597302ba3a20420555a6e96bf4f992b9360ce40c26c2bd96d8900e454116e11"
+    "8d2d258cf523a396"
+)
+WELCOME_PREFIX = bytes.fromhex(
+    "01025e55105e55105e5541444331a0a1a2a3a4a5a6a7a8a9aaabacadaeaf021167772d312e616e6a752e6578"
+    "616d706c65000c616e6a752d67617465776179000000006955b900000000007c245f00e9c61ea9c308225d94"
+    "b952e5479d502b976318b611bb04032924cfcd67a6de56d6f273f1e3d3ce5bc375fa5b5e89511e0f06d98345"
+    "4cd140e2a983f9ae5416b08fd4472e1747b9b400483046022100900822835bb817443ad8c100aa3f48c4e545"
+    "05de6634fbf47444848dc772635f022100e4aa078020f99f9611ba1190ed5829e6186ed11b968f19c8a2e0ea"
+    "8be1c04c960000019b88e0eafa22222222222222222222222222222222008c308189022100a95f087aef3ba9"
+    "e869e3a56e4949f43cf1bed1dfe5c9346724b308b0c80539c002204d6455641c9d725336b969de1ab91bab6a"
+    "c8d1ea67ae9de18656a44215241d7f0420c19f99314d7717c75aeb8f679ccc9b6906235c309727632f579295"
+    "97302ba3a20420555a6e96bf4f992b9360ce40c26c2bd96d8900e454116e118d2d258cf523a396"
+)
+WELCOME_SIGNED_MESSAGE = bytes.fromhex(
+    "616e6a752f77656c636f6d652f763160b0840ebd204638521143edac00f60b8ff7ad3909b0663a7cab09c09d2a9848"
+)
+WELCOME_SIGNATURE = bytes.fromhex(
+    "304502201f80aa5a9317352179f03857ef2b7dd307dadb951d040649beae30e9849c9264022100896d76cddb"
+    "100a45e9a7bb12380b6f6dca0faead2ae72f1b38e899136544f51f"
+)
+TRANSCRIPT_HASH = bytes.fromhex("7699dd8ad615addaa7a85753b8219b7e57a0a21f7f72691187d691edb260bbe8")
+SESSION_SALT = bytes.fromhex("1111111111111111111111111111111122222222222222222222222222222222")
+SESSION_INFO = bytes.fromhex(
+    "616e6a752f73657373696f6e2f763100112233445566778899aabbccddeeff5e55105e55105e550000019b88"
+    "e0ea000000019b88e0eafa"
+)
+K_UP = bytes.fromhex("03626d1a0716fe1cbeb9e9a964028b85")
+K_DOWN = bytes.fromhex("d6bf864d54506f5a118ecdee828b2b89")
+CONFIRM_FRAME = bytes.fromhex(
+    "01105e55105e55105e5500000000000000010000019b88e0ebf44d92c138905248cdcb7258f5d967ef500d2a"
+    "7092d7824b0b3bc7e452a39644380be74d835aa76c5edd31de4e7604f750d077ec3f6dccf4c61a8e0874174e"
+    "cbe6ff966bb6989fc5a663948fe1d986d92358fa234abf84dc0a7d6ffdd6e6813b51d2fbfb24d1c9ee"
+)
+EVT_FRAME = bytes.fromhex(
+    "01105e55105e55105e5500000000000000020000019b88e0eee2d6160f90d87641f6ca987b8959af50c69995"
+    "b348bbe8aaf23103a91ce15bb62aa172028d3f20eccdc02c769a3aa80be5b60a22eff9f32417a6c291158ad3"
+    "1f9f98445bc322e130aa46fa367b182347e6ccc9b4b240d5d0695a24a29c57f2e6fd7051290642151d3400cd"
+    "991ee6848335d694616bc5c68803"
+)
+CMD_FRAME = bytes.fromhex(
+    "01105e55105e55105e5500000000000000010000019b88e0f2cac69f8b5a79c31bf2f4a666e61aedbc6a27e4"
+    "569d64b5c7ac6821050d47c477eeda94a6ba860949cf35d5feff0e6eb073cd34da19e4ae32cd82114c305825"
+    "cf2c58888e5f6a8c01bdcfe94ab0ec131be6807bd1b9977ea7481149868cf8694fe284ea2eeef0e35305e3db"
+    "6f847f427c0526"
+)
