@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -17,6 +19,12 @@ from anju.migrations import upgrade
 from anju.platform import Platform, open_key_provider
 from anju.settings import Settings
 from tests.support.services import POSTGRES_URL, require_service, tcp_reachable
+
+# Property tests: no per-example deadline (shared 2-core machines stall at random); under CI the
+# examples are derandomised so a run is reproducible, locally they explore new ground each time.
+hypothesis_settings.register_profile("anju", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "anju")
 
 
 def pytest_configure(config: pytest.Config) -> None:
