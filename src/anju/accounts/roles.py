@@ -33,6 +33,7 @@ class Cap(StrEnum):
     APIKEYS_MANAGE = "apikeys.manage"
     KEYS_MANAGE = "keys.manage"  # master keys, rotation
     DEVICES_MANAGE = "devices.manage"  # admit, revoke devices
+    DEVICES_READ = "devices.read"  # device registry: state, attributes, operation records
     PI_READ = "pi.read"  # decrypt PI within a stated purpose
     PI_WRITE = "pi.write"
     PI_READ_MASKED = "pi.read_masked"  # masked display only (110105********002X)
@@ -71,6 +72,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.APIKEYS_MANAGE,
             Cap.KEYS_MANAGE,
             Cap.DEVICES_MANAGE,
+            Cap.DEVICES_READ,
         ),
         _info(
             Role.DATA_OPERATOR,
@@ -102,12 +104,14 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.ACCESS_MANAGE,
             Cap.PI_READ_MASKED,
+            Cap.DEVICES_READ,
         ),
         _info(
             Role.LANDLORD,
             "房东",
             "Landlord",
             Cap.PROPERTIES_READ,
+            Cap.DEVICES_READ,
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
         ),

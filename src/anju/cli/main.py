@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from anju import __version__
-from anju.cli import admin, audit, db, keys, privacy, serve
+from anju.cli import admin, audit, db, devices, keys, privacy, serve
 
 app = typer.Typer(
     name="anju",
@@ -19,6 +19,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(devices.app, name="devices")
 
 
 @app.command("version")

@@ -21,7 +21,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-MODEL_MODULES = ("anju.privacy.models", "anju.audit.models", "anju.accounts.models")
+MODEL_MODULES = (
+    "anju.privacy.models",
+    "anju.audit.models",
+    "anju.accounts.models",
+    "anju.devices.models",
+)
 
 
 def target_metadata() -> MetaData:
