@@ -38,7 +38,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest --req-matrix build/requirements-matrix.md $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --req-matrix=build/requirements-matrix.md $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
@@ -49,7 +49,7 @@ docs: $(STAMP)
 	$(BIN)/anju privacy inventory --format markdown > docs/privacy.md
 
 req-matrix: $(STAMP)
-	$(BIN)/python -m pytest -q --req-matrix docs/requirements-matrix.md $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --req-matrix=docs/requirements-matrix.md $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
