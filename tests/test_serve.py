@@ -39,6 +39,7 @@ def free_port() -> int:
 
 def anju_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANJU_")}
+    env["ANJU_MQTT_PORT"] = str(free_port())  # the embedded broker gets its own free port
     env.update(extra)
     return env
 

@@ -28,11 +28,13 @@ def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
     from anju.accounts.endpoints import router as accounts_router
     from anju.audit.endpoints import router as audit_router
+    from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
 
     app.include_router(accounts_router)
     app.include_router(audit_router)
     app.include_router(devices_router)
+    app.include_router(device_commands_router)
 
 
 def create_app(platform: Platform) -> FastAPI:

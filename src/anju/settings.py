@@ -32,7 +32,25 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/anju.db. "
         "PostgreSQL: postgresql+asyncpg://user@host/db",
     )
-    mqtt_url: str | None = Field(default=None, description="External MQTT broker (production).")
+    mqtt_url: str | None = Field(
+        default=None,
+        description="External MQTT broker (production): mqtt://host:1883 or mqtts://host:8883; "
+        "add ?version=3 for brokers that speak only MQTT 3.1.1. Unset: embedded broker.",
+    )
+    mqtt_host: str = Field(default="127.0.0.1", description="Embedded MQTT broker address.")
+    # Not 1883: a system Mosquitto often holds that port, and the embedded broker is a separate one.
+    mqtt_port: int = Field(
+        default=1884,
+        ge=0,
+        le=65535,
+        description="Embedded broker port; 0 turns broker and gateway off.",
+    )
+    gateway_instance: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Gateway instance number, unique per process on a broker.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from anju import __version__
-from anju.cli import admin, audit, db, devices, keys, privacy, serve
+from anju.cli import admin, audit, db, devices, gateway, keys, privacy, serve, sim
 
 app = typer.Typer(
     name="anju",
@@ -14,12 +14,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.command("sim")(sim.sim)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(devices.app, name="devices")
+app.add_typer(gateway.app, name="gateway")
 
 
 @app.command("version")

@@ -1,4 +1,4 @@
-"""``anju serve``: run the platform (HTTP API + background jobs) in one event loop."""
+"""``anju serve``: run the platform (HTTP API, MQTT gateway, background jobs) in one event loop."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from anju.audit import AuditLog
 from anju.cli.common import DataDirOption, fail
 from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
+from anju.gateway.runner import serve_gateway
 from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
@@ -70,7 +71,8 @@ async def run_server(settings: Settings) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
-        await _serve_http(platform)
+        async with serve_gateway(platform):
+            await _serve_http(platform)
 
 
 async def prepare_schema(settings: Settings) -> bool:

@@ -38,7 +38,11 @@ from anju.kit.crypto import (
 WRAP_PREFIX = b"AMK"
 _HEADER = struct.Struct(">3sI")
 KEYRING_FORMAT = "anju-keyring/1"
-NAMED_SECRETS = ("blind-index",)
+#: Named symmetric secrets: the blind-index key, and the MQTT password of the platform's gateway
+#: client ("mqtt-gateway"). ``anju db upgrade`` adds names a keyring predates.
+NAMED_SECRETS = ("blind-index", "mqtt-gateway")
+#: Secrets every keyring has had from the start (checked when it is opened).
+_ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), and
 #: the gateway's own handshake key. ``anju db upgrade`` adds names a keyring predates.
 NAMED_SIGNERS = ("audit", "device-ca", "device-gateway")
@@ -164,7 +168,7 @@ class FileKeyProvider:
             provider = cls(path, data)
             if provider.current_version() not in provider._masters:
                 raise ValueError("current master key version is missing")
-            for name in NAMED_SECRETS:
+            for name in _ORIGINAL_SECRETS:
                 provider.secret(name)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"key file {path} is damaged: {exc}") from None
@@ -176,13 +180,16 @@ class FileKeyProvider:
         Only ``anju db upgrade`` (one operator, one process) calls this, so two processes never
         race to write different keys into the same file.
         """
-        missing = [name for name in NAMED_SIGNERS if name not in self._data["signers"]]
-        if missing:
+        signers = [name for name in NAMED_SIGNERS if name not in self._data["signers"]]
+        secrets = [name for name in NAMED_SECRETS if name not in self._data["secrets"]]
+        if signers or secrets:
             now = datetime.now(UTC).isoformat()
-            for name in missing:
+            for name in signers:
                 self._data["signers"][name] = _new_signer_entry(now)
+            for name in secrets:
+                self._data["secrets"][name] = _b64(random_bytes(32))
             self._save()
-        return missing
+        return signers + secrets
 
     @classmethod
     def open_or_create(cls, path: Path) -> FileKeyProvider:
@@ -283,7 +290,8 @@ class FileKeyProvider:
         try:
             return _unb64(self._data["secrets"][name])
         except KeyError:
-            raise KeyUnavailable(f"no secret named {name!r} in the keyring") from None
+            hint = " (run `anju db upgrade`)" if name in NAMED_SECRETS else ""
+            raise KeyUnavailable(f"no secret named {name!r} in the keyring{hint}") from None
 
     def signer(self, name: str) -> SM2PrivateKey:
         """A named SM2 signing key (e.g. the audit log key)."""

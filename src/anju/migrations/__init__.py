@@ -26,6 +26,8 @@ MODEL_MODULES = (
     "anju.audit.models",
     "anju.accounts.models",
     "anju.devices.models",
+    "anju.devices.command_models",
+    "anju.gateway.models",
 )
 
 

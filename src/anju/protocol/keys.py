@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from anju.kit.crypto import hkdf_sm3
+from anju.kit.crypto import hkdf_sm3, hmac_sm3
 from anju.protocol.frames import KP_BYTES, NONCE_BYTES, SESSION_ID_BYTES
 from anju.protocol.topics import check_device_id
 
@@ -53,3 +53,22 @@ def derive_session_keys(
         raise ValueError("root key must be 16 bytes and Kp 32 bytes")
     okm = hkdf_sm3(root_key + kp, length=32, info=info, salt=salt)
     return okm[:16], okm[16:]
+
+
+#: The secure element's keyed-hash context (``SoftwareSecureElement.hmac``), repeated here so the
+#: platform can compute the same values from its copy of the root key.
+SE_HMAC_INFO = b"anju/se/hmac/v1:"
+MQTT_PASSWORD_LABEL = "anju/mqtt-password/v1"  # noqa: S105 - a label, not a password
+
+
+def se_hmac(root_key: bytes, label: str, data: bytes) -> bytes:
+    """HMAC-SM3(HKDF-SM3(root key, info = b"anju/se/hmac/v1:" ‖ label, 32), data)."""
+    if len(root_key) != ROOT_KEY_BYTES:
+        raise ValueError("root key must be 16 bytes")
+    key = hkdf_sm3(root_key, length=32, info=SE_HMAC_INFO + label.encode())
+    return hmac_sm3(key, data)
+
+
+def mqtt_password(root_key: bytes, device_id: str) -> str:
+    """A device's MQTT broker password: hex of ``se.hmac("anju/mqtt-password/v1", id bytes)``."""
+    return se_hmac(root_key, MQTT_PASSWORD_LABEL, bytes.fromhex(check_device_id(device_id))).hex()

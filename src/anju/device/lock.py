@@ -1,0 +1,318 @@
+"""Reference lock firmware on the device SDK (docs/device-sdk.md).
+
+State: locked/unlocked, battery, firmware version, signal, operator attributes. Events go to a
+sealed, power-loss-safe :class:`~anju.device.storage.EventBuffer` first and are uploaded in order
+whenever a session is up (at-least-once, stable ids; the platform de-duplicates). Commands are
+executed at most once: the id is recorded durably *before* the lock acts, and a redelivered
+command is acknowledged again with the remembered result but never executed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from anju.device.client import (
+    ClientOptions,
+    Clock,
+    DeviceClient,
+    DeviceIdentity,
+    DeviceKeysDestroyed,
+    DeviceSecureElement,
+    NotConnected,
+    system_ms,
+)
+from anju.device.storage import EventBuffer, Sealer, SlotStore
+from anju.errors import AnjuError
+from anju.protocol.messages import canonical_json
+
+log = logging.getLogger(__name__)
+
+FIRMWARE_VERSION = "anju-lock/0.1.0"
+FIRMWARE_CONTEXT = b"anju/lock-firmware/v1"
+EVENT_CONTEXT = b"anju/lock-events/v1"
+#: How many executed command ids the lock remembers (the platform gives up on a command after
+#: max_attempts = 5 deliveries within its TTL, so recent ids are all that can come back).
+EXECUTED_MEMORY = 256
+MAX_ATTRIBUTES = 32
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9_.]{1,64}")
+
+CommandResult = tuple[bool, str | None]
+
+
+class LockSecureElement(DeviceSecureElement, Protocol):
+    """The SE as the lock firmware uses it: the client's needs plus storage sealing."""
+
+    def storage_sealer(self, label: str) -> Sealer:
+        """A sealer whose key (from the SE-only data key) never leaves the SE."""
+        ...
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    """Firmware settings."""
+
+    buffer_capacity: int = 512
+    upload_batch: int = 50
+    state_interval_s: float = 300.0
+    firmware: str = FIRMWARE_VERSION
+
+
+@dataclass
+class LockStats:
+    """What the simulator summarises."""
+
+    events_sent: int = 0
+    commands_executed: int = 0
+    commands_redelivered: int = 0
+    acks_sent: int = 0
+    states_sent: int = 0
+    stopped: str | None = None  # why the firmware stopped for good ("keys_destroyed")
+
+
+class LockFirmware:
+    """A smart lock: run() keeps it connected, uploading events and executing commands."""
+
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        se: LockSecureElement,
+        data_dir: Path,
+        *,
+        options: ClientOptions | None = None,
+        config: LockConfig | None = None,
+        now_ms: Clock = system_ms,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config or LockConfig()
+        self.stats = LockStats()
+        self.battery: int | None = 100
+        self.signal: int | None = -60
+        self._now = now_ms
+        device_bytes = bytes.fromhex(identity.device_id)
+        self.buffer = EventBuffer(
+            data_dir / "events",
+            se.storage_sealer("lock/events"),
+            capacity=self.config.buffer_capacity,
+            context=EVENT_CONTEXT + device_bytes,
+        )
+        self._store = SlotStore(
+            data_dir,
+            "firmware",
+            se.storage_sealer("lock/firmware"),
+            context=FIRMWARE_CONTEXT + device_bytes,
+        )
+        self.locked = True
+        self.attributes: dict[str, str | int | bool | None] = {}
+        # command id -> (ok, code), or None while executing (a crash leaves it so)
+        self._executed: OrderedDict[str, CommandResult | None] = OrderedDict()
+        self._load()
+        client_kwargs: dict[str, Any] = {"rand": rand} if rand is not None else {}
+        self.client = DeviceClient(
+            identity,
+            se,
+            on_message=self._on_message,
+            on_session=self._on_session,
+            options=options,
+            now_ms=now_ms,
+            **client_kwargs,
+        )
+        self._wake_uploader = asyncio.Event()
+        self._state_due = asyncio.Event()
+        self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
+            "unlock": self._cmd_unlock,
+            "lock": self._cmd_lock,
+            "report_state": self._cmd_report_state,
+            "ping": self._cmd_ping,
+            "set_attribute": self._cmd_set_attribute,
+        }
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _load(self) -> None:
+        raw = self._store.read()
+        if raw is None:
+            return
+        doc = json.loads(raw)
+        self.locked = bool(doc["locked"])
+        self.attributes = dict(doc["attributes"])
+        self._executed = OrderedDict(
+            (cid, None if result is None else (bool(result[0]), result[1]))
+            for cid, result in doc["executed"]
+        )
+
+    def _save(self) -> None:
+        while len(self._executed) > EXECUTED_MEMORY:
+            self._executed.popitem(last=False)
+        doc = {
+            "locked": self.locked,
+            "attributes": self.attributes,
+            "executed": [
+                [cid, None if result is None else list(result)]
+                for cid, result in self._executed.items()
+            ],
+        }
+        self._store.write(canonical_json(doc))
+
+    # -- local operation ------------------------------------------------------------------------
+    def record_event(self, kind: str, data: dict[str, Any] | None = None) -> str:
+        """Store an event durably (it is uploaded when a session is up); its stable id."""
+        event_id = uuid.uuid4().hex
+        message = {"t": "evt", "id": event_id, "at": self._now(), "kind": kind, "data": data or {}}
+        self.buffer.append(canonical_json(message))
+        self._wake_uploader.set()
+        return event_id
+
+    def set_locked(self, locked: bool, *, by: str, command_id: str | None = None) -> None:
+        """Drive the bolt (here: the state variable) and record the event."""
+        changed = locked != self.locked
+        self.locked = locked
+        self._save()
+        data: dict[str, Any] = {"by": by}
+        if command_id is not None:
+            data["cmd"] = command_id
+        self.record_event("lock.locked" if locked else "lock.unlocked", data)
+        if changed:
+            self._state_due.set()
+
+    def state_message(self) -> dict[str, Any]:
+        """The ``state`` message as it would be sent now."""
+        stats = self.buffer.stats()
+        return {
+            "t": "state",
+            "at": self._now(),
+            "battery": self.battery,
+            "firmware": self.config.firmware,
+            "signal": self.signal,
+            "extra": {
+                "locked": self.locked,
+                "events_pending": stats.pending,
+                "events_dropped": stats.dropped,
+                "attributes": dict(self.attributes),
+            },
+        }
+
+    # -- commands -------------------------------------------------------------------------------
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        if message["t"] != "cmd":
+            return
+        command_id: str = message["id"]
+        if command_id in self._executed:
+            self.stats.commands_redelivered += 1
+            remembered = self._executed[command_id]
+            # None: we crashed while executing it; it may or may not have happened.
+            ok, code = (False, "interrupted") if remembered is None else remembered
+            self._ack(command_id, ok, code)
+            return
+        handler = self._commands.get(message["name"])
+        if message["exp"] < self._now():
+            result: CommandResult = (False, "expired")
+        elif handler is None:
+            result = (False, "unknown_command")
+        else:
+            self._executed[command_id] = None
+            self._save()  # at most once: remembered durably before the lock acts
+            result = handler(command_id, message["args"])
+            self.stats.commands_executed += 1
+        self._executed[command_id] = result
+        self._save()
+        self._ack(command_id, *result)
+
+    def _ack(self, command_id: str, ok: bool, code: str | None) -> None:
+        with contextlib.suppress(NotConnected):  # the platform redelivers; we ack again then
+            self.client.send({"t": "ack", "id": command_id, "ok": ok, "code": code})
+            self.stats.acks_sent += 1
+
+    def _cmd_unlock(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        self.set_locked(False, by="command", command_id=command_id)
+        return True, None
+
+    def _cmd_lock(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        self.set_locked(True, by="command", command_id=command_id)
+        return True, None
+
+    def _cmd_report_state(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        self._state_due.set()
+        return True, None
+
+    def _cmd_ping(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        return True, None
+
+    def _cmd_set_attribute(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        name, value = args.get("name"), args.get("value")
+        if (
+            set(args) != {"name", "value"}
+            or not isinstance(name, str)
+            or not _ATTRIBUTE_NAME.fullmatch(name)
+            or not (value is None or isinstance(value, str | int | bool))
+            or (isinstance(value, str) and len(value) > 64)
+        ):
+            return False, "bad_args"
+        if name not in self.attributes and len(self.attributes) >= MAX_ATTRIBUTES:
+            return False, "attribute_limit"
+        self.attributes[name] = value
+        self._state_due.set()
+        return True, None
+
+    # -- connection life ------------------------------------------------------------------------
+    async def _on_session(self) -> None:
+        self._state_due.set()
+        self._wake_uploader.set()
+
+    async def _upload(self) -> None:
+        """Send pending events in id order; mark them uploaded once the broker has them all."""
+        while True:
+            await self._wake_uploader.wait()
+            self._wake_uploader.clear()
+            while self.client.connected:
+                batch = self.buffer.pending(self.config.upload_batch)
+                if not batch:
+                    break
+                try:
+                    for event in batch:
+                        self.client.send(json.loads(event.record))
+                    await self.client.flush()
+                except (NotConnected, TimeoutError):
+                    break  # resent (same ids) after the next handshake
+                self.buffer.mark_uploaded(batch[-1].id)
+                self.stats.events_sent += len(batch)
+
+    async def _report_state(self) -> None:
+        """Send ``state`` on change, on request, on each new session and periodically."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_due.wait(), self.config.state_interval_s)
+            self._state_due.clear()
+            with contextlib.suppress(NotConnected):
+                self.client.send(self.state_message())
+                self.stats.states_sent += 1
+
+    async def run(self) -> None:
+        """Run until stop(); returns early (stats.stopped set) if the SE destroyed its keys."""
+        workers = [
+            asyncio.create_task(self._upload()),
+            asyncio.create_task(self._report_state()),
+        ]
+        try:
+            await self.client.run()
+        except DeviceKeysDestroyed:
+            self.stats.stopped = "keys_destroyed"
+            log.error("lock %s: keys destroyed; the lock stops", self.client.device_id)
+        finally:
+            for task in workers:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError, AnjuError):
+                    await task
+
+    async def stop(self) -> None:
+        """Disconnect and let run() return."""
+        await self.client.stop()

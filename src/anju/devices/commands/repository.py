@@ -1,0 +1,137 @@
+"""Queries of device commands (SQLAlchemy 2 ``select``); no rules live here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from anju.devices.command_models import DeviceCommand
+from anju.devices.commands.rules import PENDING, CommandStatus
+from anju.devices.models import Device
+
+
+class CommandsRepository:
+    """Reads and writes of the ``device_commands`` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_device(self, device_id: str) -> Device | None:
+        """The device row, locked until commit: enqueues to one device take turns.
+
+        ``FOR NO KEY UPDATE`` on PostgreSQL (other tables' foreign-key checks still pass);
+        SQLite needs no lock, its writers are serialised by ``BEGIN IMMEDIATE``.
+        """
+        query = select(Device).where(Device.id == device_id).with_for_update(key_share=True)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def device(self, device_id: str) -> Device | None:
+        return await self.session.get(Device, device_id)
+
+    async def last_seq(self, device_id: str) -> int:
+        """The highest sequence number given to the device's commands (0 when none)."""
+        query = select(func.max(DeviceCommand.seq)).where(DeviceCommand.device_id == device_id)
+        return int((await self.session.execute(query)).scalar_one() or 0)
+
+    async def command(self, command_id: str, *, for_update: bool = False) -> DeviceCommand | None:
+        query = select(DeviceCommand).where(DeviceCommand.id == command_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def pending_by_ids(
+        self, command_ids: Sequence[str], now: datetime
+    ) -> Sequence[DeviceCommand]:
+        """Commands among ``command_ids`` that may still be sent (pending, not past TTL)."""
+        query = (
+            select(DeviceCommand)
+            .where(
+                DeviceCommand.id.in_(list(command_ids)),
+                DeviceCommand.status.in_(PENDING),
+                DeviceCommand.expires_at > now,
+            )
+            .order_by(DeviceCommand.device_id, DeviceCommand.seq)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def of_device(
+        self,
+        device_id: str,
+        org_id: str,
+        status: str | None,
+        *,
+        limit: int,
+        offset: int,
+    ) -> Sequence[DeviceCommand]:
+        """Commands of a device queued while it belonged to ``org_id``, newest first."""
+        query = select(DeviceCommand).where(
+            DeviceCommand.device_id == device_id, DeviceCommand.org_id == org_id
+        )
+        if status is not None:
+            query = query.where(DeviceCommand.status == status)
+        query = query.order_by(DeviceCommand.seq.desc()).limit(limit).offset(offset)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def due_to_close(
+        self,
+        now: datetime,
+        retry_before: datetime,
+        *,
+        device_id: str | None = None,
+        new_session: bool = False,
+        limit: int,
+    ) -> Sequence[DeviceCommand]:
+        """Pending commands past their TTL, or sent the last allowed time and not acked."""
+        exhausted = and_(
+            DeviceCommand.status == CommandStatus.SENT,
+            DeviceCommand.attempts >= DeviceCommand.max_attempts,
+            _retry_due(retry_before, new_session),
+        )
+        query = select(DeviceCommand).where(
+            DeviceCommand.status.in_(PENDING),
+            or_(DeviceCommand.expires_at <= now, exhausted),
+        )
+        if device_id is not None:
+            query = query.where(DeviceCommand.device_id == device_id)
+        query = query.order_by(DeviceCommand.device_id, DeviceCommand.seq).limit(limit)
+        # The sweep of several processes must not wait on (or handle twice) the same rows.
+        query = query.with_for_update(skip_locked=device_id is None)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def due_for_delivery(
+        self,
+        device_id: str,
+        now: datetime,
+        retry_before: datetime,
+        *,
+        new_session: bool,
+        limit: int,
+    ) -> Sequence[DeviceCommand]:
+        """Queued commands and unacked sent ones due again, in sequence order, locked."""
+        due_again = and_(
+            DeviceCommand.status == CommandStatus.SENT,
+            DeviceCommand.attempts < DeviceCommand.max_attempts,
+            _retry_due(retry_before, new_session),
+        )
+        query = (
+            select(DeviceCommand)
+            .where(
+                DeviceCommand.device_id == device_id,
+                DeviceCommand.expires_at > now,
+                or_(DeviceCommand.status == CommandStatus.QUEUED, due_again),
+            )
+            .order_by(DeviceCommand.seq)
+            .limit(limit)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+
+def _retry_due(retry_before: datetime, new_session: bool) -> ColumnElement[bool]:
+    if new_session:  # sent on a session that is gone: due now
+        return DeviceCommand.sent_at.is_not(None)
+    return DeviceCommand.sent_at <= retry_before

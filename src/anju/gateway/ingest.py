@@ -1,0 +1,647 @@
+"""Everything the gateway does with an uplink message: handshake, channel, events, state, acks.
+
+One :class:`Ingest` per gateway process. :meth:`Ingest.on_message` is synchronous and never
+raises: it checks the topic and frame, answers HELLOs (in tasks: they need the database),
+decrypts DATA in arrival order, and hands the work that needs the database to
+
+* the :class:`EventBatcher` (events: one INSERT … ON CONFLICT DO NOTHING per ≤ 100 ms or 500
+  events, so a redelivered or resent event is stored once), and
+* one ordered work queue (session confirmations, state reports, command acks, security events),
+  so what a device says is applied in the order it said it.
+
+Every refusal is counted per reason (:class:`GatewayCounters`) and per device; a device with
+repeated failures (≥ 10 in 60 s by default) is flagged suspicious with an audit entry
+``devices.security.repeated_failures``. One misbehaving device never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from anju.audit import AuditLog
+from anju.devices.ca import GatewayCertificates, ca_public_key
+from anju.devices.commands import CommandService
+from anju.devices.lifecycle import HANDSHAKE_STATUSES
+from anju.devices.models import Device
+from anju.devices.service import DeviceService
+from anju.errors import AnjuError
+from anju.gateway import sessions
+from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
+from anju.gateway.sessions import dialect_insert
+from anju.kit.crypto import random_bytes
+from anju.platform import Platform
+from anju.protocol.certificates import Certificate
+from anju.protocol.channel import DuplicateFrame, SecureChannel, SessionTable
+from anju.protocol.errors import ProtocolError
+from anju.protocol.frames import (
+    MAX_FRAME_BYTES,
+    SESSION_ID_BYTES,
+    FrameType,
+    decode_data,
+    frame_type,
+)
+from anju.protocol.handshake import ChannelOptions, GatewayHandshake, PendingSession
+from anju.protocol.topics import check_instance, down_topic, parse_up_topic
+
+logger = logging.getLogger("anju.gateway")
+
+#: Refusals that do not count towards "repeated failures": frames of a session this instance
+#: no longer holds (normal after a restart or a move to another instance) and closed sessions.
+BENIGN_REASONS = frozenset({"wrong_session", "session_closed"})
+SECURITY_ACTION = "devices.security.repeated_failures"
+STOP_RETRIES = 5  # attempts to store the last events when stopping with the database down
+
+
+class Publisher(Protocol):
+    """Where the gateway sends downlink frames (the MQTT client; QoS 1)."""
+
+    def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    """Tunables of one gateway process (docs/gateway.md)."""
+
+    instance: int = 0
+    idle_timeout_seconds: float = 900.0
+    batch_max_events: int = 500
+    batch_max_delay_seconds: float = 0.1
+    max_pending_events: int = 100_000
+    failure_threshold: int = 10
+    failure_window_seconds: float = 60.0
+    command_poll_seconds: float = 1.0
+    sweep_seconds: float = 5.0
+    max_concurrent_handshakes: int = 32
+    channel: ChannelOptions = field(default_factory=ChannelOptions)
+
+    def __post_init__(self) -> None:
+        check_instance(self.instance)
+
+
+@dataclass
+class GatewayCounters:
+    """What the gateway saw since it started (exported as metrics, docs/gateway.md)."""
+
+    messages: int = 0
+    hellos: int = 0
+    handshakes: int = 0
+    frames_accepted: int = 0
+    duplicates: int = 0
+    events_received: int = 0
+    events_stored: int = 0
+    events_duplicate: int = 0
+    events_dropped: int = 0
+    store_retries: int = 0
+    states: int = 0
+    acks: int = 0
+    commands_sent: int = 0
+    sessions_ended: int = 0
+    security_events: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, int]:
+        """Flat name → value, rejections as ``rejected.<reason>``."""
+        flat = {k: v for k, v in vars(self).items() if isinstance(v, int)}
+        flat.update({f"rejected.{reason}": n for reason, n in sorted(self.rejected.items())})
+        return flat
+
+
+def _now_ms(platform: Platform) -> int:
+    return int(platform.clock.now().timestamp() * 1000)
+
+
+def _ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# --- repeated failures -------------------------------------------------------------------------
+class FailureTracker:
+    """Per-device refusals in a sliding window; says when a device crosses the threshold."""
+
+    def __init__(self, threshold: int, window_ms: int) -> None:
+        self.threshold = threshold
+        self.window_ms = window_ms
+        self.by_device: dict[str, Counter[str]] = {}
+        self._recent: dict[str, deque[tuple[int, str]]] = {}
+
+    def add(self, device_id: str, reason: str, now_ms: int) -> Counter[str] | None:
+        """Count one refusal; the reasons in the window when the threshold is reached."""
+        self.by_device.setdefault(device_id, Counter())[reason] += 1
+        recent = self._recent.setdefault(device_id, deque())
+        recent.append((now_ms, reason))
+        while recent and recent[0][0] <= now_ms - self.window_ms:
+            recent.popleft()
+        if len(recent) < self.threshold:
+            return None
+        reasons = Counter(r for _, r in recent)
+        recent.clear()  # the next alert needs a fresh series of failures
+        return reasons
+
+    def forget_idle(self, now_ms: int) -> None:
+        """Drop windows with nothing recent (bounded memory)."""
+        for device_id in [
+            d for d, q in self._recent.items() if not q or q[-1][0] <= now_ms - self.window_ms
+        ]:
+            del self._recent[device_id]
+
+
+# --- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventRow:
+    device_id: str
+    event_id: str
+    org_id: str | None
+    kind: str
+    at_ms: int
+    received_ms: int
+    data: str
+    session_id: str
+    seq: int
+
+
+class EventBatcher:
+    """Collects events and stores them in batches; a failed batch is retried, not lost."""
+
+    def __init__(self, platform: Platform, options: GatewayOptions, counters: GatewayCounters):
+        self._platform = platform
+        self._options = options
+        self._counters = counters
+        self._pending: dict[tuple[str, str], EventRow] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def add(self, row: EventRow) -> None:
+        """Queue one event (a repeat of a queued one is dropped here already)."""
+        key = (row.device_id, row.event_id)
+        if key in self._pending:
+            self._counters.events_duplicate += 1
+            return
+        if len(self._pending) >= self._options.max_pending_events:
+            self._counters.events_dropped += 1  # database far behind: shed load, counted
+            return
+        self._pending[key] = row
+        self._idle.clear()
+        if len(self._pending) >= self._options.batch_max_events:
+            self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="anju-gateway-events")
+
+    async def _run(self) -> None:
+        delay = self._options.batch_max_delay_seconds
+        failures = 0
+        while True:
+            if not self._pending:
+                self._idle.set()
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._pending) < self._options.batch_max_events and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            batch = list(self._pending.values())[: self._options.batch_max_events]
+            try:
+                await self._store(batch)
+            except Exception:
+                failures += 1
+                self._counters.store_retries += 1
+                logger.exception("storing %d device events failed; retrying", len(batch))
+                if self._stopping and failures >= STOP_RETRIES:
+                    # Shutting down with the database gone: give up rather than hang, loudly.
+                    logger.error("dropping %d device events at shutdown", len(self._pending))
+                    self._counters.events_dropped += len(self._pending)
+                    self._pending.clear()
+                    continue
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            failures = 0
+            for row in batch:
+                self._pending.pop((row.device_id, row.event_id), None)
+
+    async def _store(self, batch: list[EventRow]) -> None:
+        values = [
+            {
+                "device_id": r.device_id,
+                "event_id": r.event_id,
+                "org_id": r.org_id,
+                "kind": r.kind,
+                "at": _ms_to_datetime(r.at_ms),
+                "received_at": _ms_to_datetime(r.received_ms),
+                "data": r.data,
+                "session_id": r.session_id,
+                "seq": r.seq,
+            }
+            for r in batch
+        ]
+        async with self._platform.db.transaction() as session:
+            # One cached statement executed for many rows ("insertmanyvalues" batches them).
+            stmt = dialect_insert(session, DeviceEvent)
+            stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_id"])
+            result = await session.execute(stmt.returning(DeviceEvent.event_id), values)
+            stored = len(result.all())
+        self._counters.events_stored += stored
+        self._counters.events_duplicate += len(batch) - stored
+
+    async def drain(self) -> None:
+        """Wait until every queued event is stored (used on shutdown and by tests)."""
+        self._wake.set()
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Store what is queued, then end the background task."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+
+# --- the ingest --------------------------------------------------------------------------------
+Work = Callable[[], Awaitable[None]]
+
+
+class Ingest:
+    """The uplink side of one gateway process (see module docstring)."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        publisher: Publisher,
+        options: GatewayOptions | None = None,
+        *,
+        on_session: Callable[[str], None] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.options = options or GatewayOptions()
+        self.counters = GatewayCounters()
+        self.instance = self.options.instance
+        self.sessions = SessionTable()
+        self.failures = FailureTracker(
+            self.options.failure_threshold, int(self.options.failure_window_seconds * 1000)
+        )
+        self._publisher = publisher
+        self._on_session = on_session
+        self._pending: dict[str, tuple[PendingSession, int]] = {}
+        self._last_seen: dict[str, int] = {}
+        # Sessions whose device_sessions row is committed: only these get commands.
+        self._claimed: dict[str, bytes] = {}
+        self._org: dict[str, str | None] = {}
+        self._certificates = GatewayCertificates(
+            platform.keys, platform.clock, origin=platform.settings.audit_origin
+        )
+        prefix = self.instance.to_bytes(2, "big")
+
+        def session_random(n: int) -> bytes:
+            # The handshake draws the session id with one call of exactly 8 bytes (and 16/32
+            # for Np/Kp): the instance number goes into its first two bytes (routing).
+            if n == SESSION_ID_BYTES:
+                return prefix + random_bytes(n - len(prefix))
+            return random_bytes(n)
+
+        self._session_random = session_random
+        self._handshake_cert = self._certificates.current()
+        self._handshake = self._new_handshake()
+        self._events = EventBatcher(platform, self.options, self.counters)
+        self._work: asyncio.Queue[Work] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._hello_slots = asyncio.Semaphore(self.options.max_concurrent_handshakes)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._audit = AuditLog(platform)
+
+    def _new_handshake(self) -> GatewayHandshake:
+        keys = self.platform.keys
+        return GatewayHandshake(
+            self._handshake_cert,
+            keys.signer("device-gateway"),
+            ca_public_key(keys),
+            self._root_key,
+            now_ms=lambda: _now_ms(self.platform),
+            random_bytes=self._session_random,
+            options=self.options.channel,
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the ordered work queue (call inside the running loop)."""
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work_loop(), name="anju-gateway-work")
+
+    async def drain(self) -> None:
+        """Wait for handshakes in flight, queued work and queued events (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._work.join()
+        await self._events.drain()
+
+    async def stop(self) -> None:
+        """Finish what was received, then stop (keys in memory are dropped)."""
+        await self.drain()
+        await self._events.stop()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        for device_id in list(self._last_seen):
+            self.sessions.remove(device_id)
+        self._last_seen.clear()
+        self._claimed.clear()
+        self._pending.clear()
+
+    def channel(self, device_id: str) -> SecureChannel | None:
+        """The confirmed session of ``device_id`` held here, if any."""
+        return self.sessions.get(device_id)
+
+    def held_devices(self) -> list[str]:
+        """Devices whose confirmed session this instance holds (and has recorded)."""
+        return list(self._claimed)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self._publisher.publish(topic, payload)
+
+    # --- the entry point -----------------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Handle one uplink MQTT message. Never raises."""
+        self.counters.messages += 1
+        device_id: str | None = None
+        try:
+            device_id, instance = parse_up_topic(topic)
+            if not isinstance(payload, bytes):
+                payload = bytes(payload)
+            if len(payload) > MAX_FRAME_BYTES:
+                raise ProtocolError("frame_too_large", "frame longer than 65536 bytes")
+            kind = frame_type(payload)
+            if kind == FrameType.HELLO:
+                if instance is not None:
+                    raise ProtocolError("topic_invalid", "HELLO goes to the …/up topic")
+                self._spawn(self._hello(device_id, payload))
+            elif kind == FrameType.DATA:
+                if instance != self.instance:
+                    raise ProtocolError("topic_invalid", "DATA goes to …/up/{instance}")
+                self._data(device_id, payload)
+            else:
+                raise ProtocolError("handshake_failed", "devices do not send WELCOME")
+        except ProtocolError as exc:
+            self.reject(device_id, exc.code)
+        except Exception:
+            logger.exception("gateway: unexpected error handling a message")
+            self.reject(device_id, "internal_error")
+
+    def reject(self, device_id: str | None, reason: str) -> None:
+        """Count a refused message, per reason and per device; escalate repeated failures."""
+        self.counters.rejected[reason] += 1
+        if device_id is None or reason in BENIGN_REASONS or reason == "internal_error":
+            return
+        reasons = self.failures.add(device_id, reason, _now_ms(self.platform))
+        if reasons is not None:
+            flagged = device_id
+            self._enqueue(lambda: self._flag_device(flagged, reasons))
+
+    # --- handshake -----------------------------------------------------------------------
+    async def _root_key(self, certificate: Certificate) -> bytes:
+        async with self.platform.db.transaction() as session:
+            return await DeviceService(self.platform, session).root_key_for_handshake(certificate)
+
+    async def _hello(self, device_id: str, frame: bytes) -> None:
+        async with self._hello_slots:
+            self.counters.hellos += 1
+            try:
+                current = self._certificates.current()
+                if current is not self._handshake_cert:  # renewed gateway certificate
+                    self._handshake_cert = current
+                    self._handshake = self._new_handshake()
+                pending, welcome = await self._handshake.respond_async(frame, device_id=device_id)
+            except ProtocolError as exc:
+                self.reject(device_id, exc.code)
+                return
+            self._pending[device_id] = (pending, _now_ms(self.platform))
+            self.publish(down_topic(device_id), welcome)
+
+    # --- DATA ----------------------------------------------------------------------------
+    def _data(self, device_id: str, frame: bytes) -> None:
+        data = decode_data(frame)
+        waiting = self._pending.get(device_id)
+        if waiting is not None and data.session_id == waiting[0].session_id:
+            self._confirm(device_id, waiting[0], frame)
+            return
+        channel = self.sessions.get(device_id)
+        if channel is None or channel.session_id != data.session_id:
+            raise ProtocolError("wrong_session", "no such session on this instance")
+        try:
+            message = channel.open(frame, device_id=device_id)
+        except DuplicateFrame:
+            self.counters.duplicates += 1
+            return
+        now = _now_ms(self.platform)
+        self._last_seen[device_id] = now
+        self.counters.frames_accepted += 1
+        kind = message["t"]
+        if kind == "evt":
+            self.counters.events_received += 1
+            self._events.add(
+                EventRow(
+                    device_id=device_id,
+                    event_id=message["id"],
+                    org_id=self._org.get(device_id),
+                    kind=message["kind"],
+                    at_ms=message["at"],
+                    received_ms=now,
+                    data=json.dumps(message["data"], sort_keys=True, separators=(",", ":")),
+                    session_id=channel.session_id.hex(),
+                    seq=data.seq,
+                )
+            )
+        elif kind == "state":
+            self.counters.states += 1
+            self._enqueue(lambda: self._state(device_id, message))
+        elif kind == "ack":
+            self.counters.acks += 1
+            self._enqueue(lambda: self._ack(device_id, message))
+        else:  # a second CONFIRM
+            raise ProtocolError("unknown_message_type", "CONFIRM only once per session")
+
+    def _confirm(self, device_id: str, pending: PendingSession, frame: bytes) -> None:
+        # A refused CONFIRM leaves the pending handshake to PendingSession's own rules (a forged
+        # frame cannot end it); a new HELLO or the sweep replaces or drops it.
+        channel = pending.on_confirm(frame)
+        self._pending.pop(device_id, None)
+        self.sessions.install(channel)  # a previous session of the device ends here
+        self._last_seen[device_id] = _now_ms(self.platform)
+        self.counters.handshakes += 1
+        self._enqueue(lambda: self._session_confirmed(device_id, channel.session_id))
+
+    async def _session_confirmed(self, device_id: str, session_id: bytes) -> None:
+        async with self.platform.db.transaction() as session:
+            now = self.platform.clock.now()
+            await sessions.claim(session, device_id, self.instance, session_id, now)
+            device = await DeviceService(self.platform, session).mark_online(device_id)
+            self._org[device_id] = device.org_id
+        current = self.sessions.get(device_id)
+        if current is None or current.session_id != session_id:
+            return  # replaced or ended while the row was written
+        self._claimed[device_id] = session_id
+        if self._on_session is not None:
+            self._on_session(device_id)
+
+    async def _state(self, device_id: str, message: dict[str, Any]) -> None:
+        extra = message.get("extra")
+        async with self.platform.db.transaction() as session:
+            await DeviceService(self.platform, session).record_state(
+                device_id,
+                battery_pct=message["battery"],
+                signal_dbm=message["signal"],
+                firmware_version=message["firmware"],
+                reported=extra if isinstance(extra, dict) else None,
+            )
+
+    async def _ack(self, device_id: str, message: dict[str, Any]) -> None:
+        async with self.platform.db.transaction() as session:
+            await CommandService(self.platform, session).record_ack(
+                device_id, message["id"], message["ok"], message["code"]
+            )
+
+    # --- security ------------------------------------------------------------------------
+    async def _flag_device(self, device_id: str, reasons: Counter[str]) -> None:
+        now = self.platform.clock.now()
+        summary = ",".join(f"{r}:{n}" for r, n in reasons.most_common())[:200]
+        async with self.platform.db.transaction() as session:
+            flag = await session.get(DeviceSecurityFlag, device_id)
+            if flag is None:
+                session.add(
+                    DeviceSecurityFlag(
+                        device_id=device_id,
+                        suspicious_since=now,
+                        last_flagged_at=now,
+                        last_reason=reasons.most_common(1)[0][0],
+                        times_flagged=1,
+                    )
+                )
+            else:
+                flag.last_flagged_at = now
+                flag.last_reason = reasons.most_common(1)[0][0]
+                flag.times_flagged += 1
+            device = await session.get(Device, device_id)
+            await self._audit.record(
+                session,
+                action=SECURITY_ACTION,
+                actor="system",
+                org_id=device.org_id if device is not None else None,
+                target=f"device:{device_id}",
+                outcome="failure",
+                details={
+                    "failures": sum(reasons.values()),
+                    "window_seconds": int(self.options.failure_window_seconds),
+                    "reasons": summary,
+                    "instance": self.instance,
+                    "known_device": device is not None,
+                },
+            )
+        self.counters.security_events += 1
+        logger.warning(
+            "device %s flagged suspicious after repeated failures (%s)", device_id, summary
+        )
+
+    # --- timeouts ------------------------------------------------------------------------
+    def expired_sessions(self) -> list[tuple[str, bytes]]:
+        """Forget sessions idle past the timeout; (device id, session id) of each."""
+        now = _now_ms(self.platform)
+        limit = int(self.options.idle_timeout_seconds * 1000)
+        ended = []
+        for device_id, seen in list(self._last_seen.items()):
+            if now - seen >= limit:
+                channel = self.sessions.get(device_id)
+                if channel is not None:
+                    ended.append((device_id, channel.session_id))
+                self.forget(device_id)
+        window = self.options.channel.time_window_ms
+        for device_id, (_, started) in list(self._pending.items()):
+            if now - started > window:
+                del self._pending[device_id]  # the device never confirmed
+        self.failures.forget_idle(now)
+        return ended
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device's session here (it moved to another instance, or was revoked)."""
+        self._last_seen.pop(device_id, None)
+        self._claimed.pop(device_id, None)
+        self.sessions.remove(device_id)
+
+    async def sweep(self) -> None:
+        """End idle sessions (release rows, mark offline) and drop sessions that are not ours."""
+        for device_id, session_id in self.expired_sessions():
+            self.counters.sessions_ended += 1
+            self._enqueue(partial(self._end_session, device_id, session_id))
+        await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Forget sessions whose row names another instance or whose device may no longer
+        connect (suspended, revoked, decommissioned); release the row in the latter case."""
+        claimed = dict(self._claimed)
+        if not claimed:
+            return
+        ids = list(claimed)
+        async with self.platform.db.transaction() as session:
+            rows: dict[str, str] = {}
+            statuses: dict[str, str] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows.update(await sessions.held_by(session, self.instance, chunk))
+                query = select(Device.id, Device.status).where(Device.id.in_(chunk))
+                statuses.update({r.id: r.status for r in await session.execute(query)})
+        for device_id, session_id in claimed.items():
+            if self._claimed.get(device_id) != session_id:
+                continue  # changed meanwhile
+            if rows.get(device_id) != session_id.hex():
+                self.forget(device_id)  # another instance holds the device now
+                self.counters.sessions_ended += 1
+            elif statuses.get(device_id) not in HANDSHAKE_STATUSES:
+                self.forget(device_id)
+                self.counters.sessions_ended += 1
+                self._enqueue(partial(self._end_session, device_id, session_id))
+
+    async def _end_session(self, device_id: str, session_id: bytes) -> None:
+        async with self.platform.db.transaction() as session:
+            if await sessions.release(session, device_id, session_id):
+                device = await session.get(Device, device_id)
+                if device is not None and device.online:
+                    await DeviceService(self.platform, session).mark_offline(device_id)
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _enqueue(self, work: Work) -> None:
+        self._work.put_nowait(work)
+        self.start()
+
+    async def _work_loop(self) -> None:
+        while True:
+            work = await self._work.get()
+            try:
+                await work()
+            except AnjuError as exc:
+                logger.warning("gateway work refused: %s [%s]", exc.message, exc.code)
+                self.counters.rejected[f"refused.{exc.code}"] += 1
+            except Exception:
+                logger.exception("gateway work failed")
+                self.counters.rejected["internal_error"] += 1
+            finally:
+                self._work.task_done()
