@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 
 from anju.device.client import (
     Backoff,
-    ClientOptions,
     DeviceClient,
     DeviceKeysDestroyed,
     mqtt_password,
@@ -27,24 +26,11 @@ from anju.kit.crypto import SM2PrivateKey, hkdf_sm3, hmac_sm3
 from anju.protocol.handshake import ChannelOptions
 from anju.protocol.keys import mqtt_password as platform_password
 from anju.protocol.topics import up_topic
+from tests.support.device_harness import fast_options, gateway, running, wait_until
 from tests.support.fake_gateway import FakeGateway, MadeDevice, Pki, make_device, require_mosquitto
-from tests.support.services import MOSQUITTO_HOST, MOSQUITTO_PORT
 
 REQ = pytest.mark.req("R2", "L13", "L16", "R18", "R19")
 pytestmark = [REQ]
-
-
-def fast_options(**overrides: Any) -> ClientOptions:
-    values: dict[str, Any] = {
-        "host": MOSQUITTO_HOST,
-        "port": MOSQUITTO_PORT,
-        "keepalive_s": 10,
-        "connect_timeout_s": 3.0,
-        "handshake_timeout_s": 1.5,
-        "backoff": Backoff(base_s=0.05, cap_s=0.4),
-    }
-    values.update(overrides)
-    return ClientOptions(**values)
 
 
 @pytest.fixture
@@ -56,33 +42,6 @@ def pki() -> Pki:
 @pytest.fixture
 def device(pki: Pki, tmp_path: Path) -> MadeDevice:
     return make_device(pki, tmp_path / "dev")
-
-
-@contextlib.asynccontextmanager
-async def running(lock: LockFirmware) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(lock.run())
-    try:
-        yield task
-    finally:
-        await lock.stop()
-        await asyncio.wait_for(task, 10)
-
-
-@contextlib.asynccontextmanager
-async def gateway(pki: Pki, *devices: MadeDevice, **kwargs: Any) -> AsyncIterator[FakeGateway]:
-    fake = FakeGateway(pki, list(devices), **kwargs)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-async def wait_until(predicate: Any, seconds: float = 10.0) -> None:
-    """Poll ``predicate`` (counters on objects that offer no event) for up to ``seconds``."""
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 def test_backoff_is_exponential_capped_and_fully_jittered() -> None:

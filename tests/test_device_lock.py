@@ -12,8 +12,8 @@ import pytest
 
 from anju.device.client import system_ms
 from anju.device.lock import LockConfig, LockFirmware
+from tests.support.device_harness import fast_options, gateway, running, wait_until
 from tests.support.fake_gateway import MadeDevice, Pki, make_device
-from tests.test_device_client import fast_options, gateway, running, wait_until
 
 pytestmark = [pytest.mark.req("R2", "L13", "L16", "R18", "R19")]
 
@@ -161,8 +161,7 @@ async def test_command_results_unknown_expired_bad_args_and_attributes(
         assert lock.locked is True  # the expired unlock was not executed
         await fake.wait_for(
             lambda: any(
-                s["extra"]["attributes"] == {"auto_lock_s": 30}
-                for s in fake.of_type(device_id, "state")
+                s["extra"].get("attr.auto_lock_s") == 30 for s in fake.of_type(device_id, "state")
             )
         )
 

@@ -10,8 +10,8 @@ import pytest
 
 from anju.device.sim import FACTORY_FORMAT, Simulator, load_factory
 from anju.errors import InvalidInput
+from tests.support.device_harness import fast_options, gateway, wait_until
 from tests.support.fake_gateway import SE_PIN, MadeDevice, Pki, make_device, require_mosquitto
-from tests.test_device_client import fast_options, gateway, wait_until
 
 pytestmark = [pytest.mark.req("R2", "L13", "L16", "R18", "R19")]
 

@@ -192,11 +192,12 @@ class LockFirmware:
             "battery": self.battery,
             "firmware": self.config.firmware,
             "signal": self.signal,
+            # A flat object of scalars (protocol rule): attributes appear as "attr.<name>".
             "extra": {
                 "locked": self.locked,
                 "events_pending": stats.pending,
                 "events_dropped": stats.dropped,
-                "attributes": dict(self.attributes),
+                **{f"attr.{name}": value for name, value in self.attributes.items()},
             },
         }
 

@@ -100,6 +100,29 @@ def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
 
+_REPORTED_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+MAX_REPORTED_KEYS = 64
+MAX_REPORTED_TEXT = 200
+
+
+def _is_reported_value(v: Any) -> bool:
+    if isinstance(v, str):
+        return len(v) <= MAX_REPORTED_TEXT
+    return v is None or isinstance(v, bool | int)
+
+
+def _is_flat_report(v: Any) -> bool:
+    """``state.extra``: a flat object of scalars, as the platform stores reported attributes."""
+    return (
+        isinstance(v, dict)
+        and len(v) <= MAX_REPORTED_KEYS
+        and all(
+            isinstance(k, str) and _REPORTED_KEY.fullmatch(k) and _is_reported_value(x)
+            for k, x in v.items()
+        )
+    )
+
+
 _TIME_MS = _int(0, MAX_INT)
 _TEXT64 = _str(re.compile(r"[\x20-\x7e]{1,64}"))
 
@@ -118,7 +141,7 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
                 "firmware": _TEXT64,
                 "signal": _opt(_int(-200, 0)),
             },
-            {"extra": _is_object},
+            {"extra": _is_flat_report},
         ),
         "ack": ({"id": _str(_ID), "ok": _is_bool, "code": _opt(_str(_CODE))}, {}),
     },

@@ -1,0 +1,93 @@
+"""The reference lock firmware against the real platform gateway (not a stand-in).
+
+Factory record → registration → the firmware connects through the embedded broker with its SE's
+credentials, completes the handshake, reports its state, uploads events and executes a queued
+command — what `anju serve` + `anju sim` do, on both database backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from anju.device.client import DeviceIdentity
+from anju.device.lock import LockFirmware
+from anju.devices.ca import ca_public_key
+from anju.devices.command_models import DeviceCommand
+from anju.devices.commands import CommandStatus
+from anju.devices.models import Device
+from anju.gateway.models import DeviceEvent
+from anju.kit.clock import FixedClock
+from anju.platform import Platform
+from tests.support.device_harness import fast_options, running
+from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
+from tests.support.mqtt_device import manufacture_registered
+from tests.test_gateway_flow import enqueue
+
+pytestmark = pytest.mark.req("R2", "R11", "L14", "L16", "L17", "R18")
+
+
+async def _poll(platform: Platform, check: object, within: float = 15.0) -> None:
+    async def ok() -> bool:
+        async with platform.db.transaction() as session:
+            return bool(await check(session))  # type: ignore[operator]
+
+    async with asyncio.timeout(within):
+        while not await ok():  # noqa: ASYNC110 - the state lives in the database
+            await asyncio.sleep(0.1)
+
+
+async def test_reference_firmware_round_trip_through_the_real_gateway(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    (made,) = await manufacture_registered(platform, tmp_path)
+    identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
+    async with (
+        embedded_broker(platform) as broker,
+        running_gateway(platform, broker.address) as gateway,
+    ):
+        lock = LockFirmware(
+            identity,
+            made.se,
+            tmp_path / "firmware",
+            options=fast_options(host=broker.address.host, port=broker.address.port),
+            now_ms=lambda: int(clock.now().timestamp() * 1000),
+        )
+        async with running(lock):
+            await wait_until(lambda: made.device_id in gateway.ingest.held_devices(), 15.0)
+            lock.record_event("door.opened", {"by": "keypad"})
+            lock.record_event("door.closed", {"by": "keypad"})
+
+            async def stored(session: object) -> bool:
+                rows = await session.execute(  # type: ignore[attr-defined]
+                    select(DeviceEvent.kind).where(DeviceEvent.device_id == made.device_id)
+                )
+                return sorted(rows.scalars()) == ["door.closed", "door.opened"]
+
+            await _poll(platform, stored)
+
+            async def state_recorded(session: object) -> bool:
+                device = await session.get(Device, made.device_id)  # type: ignore[attr-defined]
+                return device is not None and device.firmware_version is not None
+
+            await _poll(platform, state_recorded)
+
+            command_id = await enqueue(platform, made.device_id, "unlock")
+
+            async def acked(session: object) -> bool:
+                row = await session.get(DeviceCommand, command_id)  # type: ignore[attr-defined]
+                return row is not None and row.status == CommandStatus.ACKED
+
+            await _poll(platform, acked)
+            assert lock.locked is False
+            assert lock.stats.commands_executed == 1
+
+    async with platform.db.transaction() as session:
+        device = await session.get(Device, made.device_id)
+        assert device is not None
+        assert device.battery_pct == lock.battery
+        assert device.firmware_version == lock.config.firmware
+        assert '"locked":false' in device.reported.replace(" ", "")
