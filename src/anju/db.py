@@ -8,10 +8,10 @@ single writer is taken up front (no "database is locked" upgrade failures mid-tr
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, LargeBinary, MetaData, String, TypeDecorator, event
 from sqlalchemy.engine import Dialect, make_url
@@ -127,6 +127,40 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+S = TypeVar("S")
+E = TypeVar("E")
+T = TypeVar("T")
+
+
+async def run_with_failure_effects(
+    db: Database,
+    open_service: Callable[[AsyncSession], S],
+    work: Callable[[S], Awaitable[T]],
+    effects_of: Callable[[S], Sequence[Callable[[E], Awaitable[None]]]],
+    open_effect_service: Callable[[AsyncSession], E],
+) -> T:
+    """Run ``work`` in one transaction; if it raises a domain error, commit the failure effects
+    it left (failed-login counters, denied-audit entries, …) in a second transaction, then
+    re-raise — so a refused request still leaves its trace although its own change rolls back."""
+    from anju.errors import AnjuError
+
+    effects: Sequence[Callable[[E], Awaitable[None]]] = ()
+    try:
+        async with db.transaction() as session:
+            service = open_service(session)
+            try:
+                return await work(service)
+            finally:
+                effects = effects_of(service)
+    except AnjuError:
+        if effects:
+            async with db.transaction() as session:
+                follow_up = open_effect_service(session)
+                for effect in effects:
+                    await effect(follow_up)
+        raise
 
 
 def utcnow() -> datetime:

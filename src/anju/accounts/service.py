@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from anju.accounts.base import DEFAULT_PASSWORDS
 from anju.accounts.models import Account, ApiKey, Organisation, RoleAssignment
 from anju.accounts.passwords import Passwords, check_password_policy, temporary_password
@@ -29,7 +31,8 @@ from anju.accounts.principal import (
 from anju.accounts.repository import AccountsRepository
 from anju.accounts.roles import API_KEY_ROLES, Cap, Role, check_combination, parse_role
 from anju.accounts.signin import SignInService, count_failure
-from anju.errors import AnjuError, Conflict, Forbidden, InvalidInput, NotFound, WeakPassword
+from anju.db import run_with_failure_effects
+from anju.errors import Conflict, Forbidden, InvalidInput, NotFound, WeakPassword
 from anju.platform import Platform
 
 T = TypeVar("T")
@@ -419,19 +422,11 @@ async def run_boundary(
     *,
     passwords: Passwords | None = None,
 ) -> T:
-    """Run ``work`` in one transaction; if it raises, commit its failure effects, then re-raise."""
-    effects: list[Callable[[AccountService], Awaitable[None]]] = []
-    try:
-        async with platform.db.transaction() as session:
-            service = AccountService(platform, session, passwords)
-            try:
-                return await work(service)
-            finally:
-                effects = service.pending_effects()
-    except AnjuError:
-        if effects:
-            async with platform.db.transaction() as session:
-                follow_up = AccountService(platform, session, passwords)
-                for effect in effects:
-                    await effect(follow_up)
-        raise
+    """Run ``work`` in one transaction; failure effects survive a refusal (see anju.db)."""
+
+    def open_service(session: AsyncSession) -> AccountService:
+        return AccountService(platform, session, passwords)
+
+    return await run_with_failure_effects(
+        platform.db, open_service, work, AccountService.pending_effects, open_service
+    )

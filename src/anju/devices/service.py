@@ -28,6 +28,7 @@ from anju.accounts.repository import AccountsRepository
 from anju.accounts.roles import Cap
 from anju.accounts.service import AccountService
 from anju.audit import AuditLog
+from anju.db import run_with_failure_effects
 from anju.devices.lifecycle import (
     HANDSHAKE_STATUSES,
     HEX_ID,
@@ -642,22 +643,14 @@ async def run_device_boundary(
     work: Callable[[S], Awaitable[T]],
     service_type: Callable[[Platform, AsyncSession], S],
 ) -> T:
-    """Run ``work`` in one transaction; if it raises, commit its failure effects, then re-raise."""
-    effects: list[Effect] = []
-    try:
-        async with platform.db.transaction() as session:
-            service = service_type(platform, session)
-            try:
-                return await work(service)
-            finally:
-                effects = service.pending_effects()
-    except AnjuError:
-        if effects:
-            async with platform.db.transaction() as session:
-                follow_up = DeviceService(platform, session)
-                for effect in effects:
-                    await effect(follow_up)
-        raise
+    """Run ``work`` in one transaction; failure effects survive a refusal (see anju.db)."""
+    return await run_with_failure_effects(
+        platform.db,
+        lambda session: service_type(platform, session),
+        work,
+        lambda service: service.pending_effects(),
+        lambda session: DeviceService(platform, session),
+    )
 
 
 def utc_seconds(moment: datetime) -> int:
