@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.anju-installed
 DATA   ?= .anju
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+DEMO_LOCKS ?= 12
 
 .PHONY: run test lint typecheck unit bench docs req-matrix clean help
 
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/anju serve --data-dir $(DATA) --host $(HOST) --port $(PORT)
+	$(BIN)/anju serve --data-dir $(DATA) --host $(HOST) --port $(PORT) --demo-building $(DEMO_LOCKS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -53,11 +53,13 @@ def run_anju(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 class Served:
     """A running ``anju serve`` subprocess."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [*ANJU, "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            [*ANJU, "serve", "--data-dir", str(data_dir), "--port", str(self.port), *extra],
             env=env or anju_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -259,3 +261,35 @@ async def test_background_job_signs_audit_checkpoints_when_due(
     finally:
         stop.set()
         await asyncio.wait_for(job, 3)  # the job stops promptly on shutdown
+
+
+def _online_rooms(data_dir: Path) -> dict[str, bool]:
+    """Place → online, read from the embedded database the way an operator would."""
+    listing = run_anju("devices", "list", "--data-dir", str(data_dir))
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split("\t") for line in listing.stdout.splitlines()[1:] if line.strip()]
+    return {row[5]: row[6] == "online" for row in rows}
+
+
+@pytest.mark.req("R1", "R2", "R11", "L14")
+@pytest.mark.slow
+def test_demo_building_locks_connect_and_are_reused_on_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    rooms = {"room:101": True, "room:102": True}
+    for _ in range(2):  # first start makes the building; the second reuses it
+        server = Served(data_dir, extra=("--demo-building", "2"))
+        try:
+            server.wait_ready()
+            deadline = time.monotonic() + START_TIMEOUT
+            while _online_rooms(data_dir) != rooms and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert _online_rooms(data_dir) == rooms
+            code, _, err = server.stop()
+            assert code == 0, err
+            # a clean stop ends the sessions: the registry shows the locks offline at once
+            assert _online_rooms(data_dir) == dict.fromkeys(rooms, False)
+        finally:
+            server.kill()
+    factory = data_dir / "demo" / "factory.json"
+    assert oct(factory.stat().st_mode & 0o777) == "0o600"
+    assert len(list((data_dir / "demo" / "se").iterdir())) == 2

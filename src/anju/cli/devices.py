@@ -71,6 +71,13 @@ def _manufacture_secure_elements(se_root: Path, count: int) -> list[_Made]:
     return made
 
 
+def _se_root_beside(out: Path) -> Path:
+    """Where the secure elements of factory file ``out`` go (created if missing)."""
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent / "se"
+
+
 def _write_private_json(path: Path, content: dict[str, Any]) -> None:
     """Write JSON readable by the owner only; never overwrite an existing file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -104,30 +111,13 @@ def manufacture(
     if out.exists():
         fail(f"{out} already exists; refusing to overwrite a factory file")
     settings = settings_for(data_dir)
-    out.resolve().parent.mkdir(parents=True, exist_ok=True)
-    se_root = out.resolve().parent / "se"
 
     async def go() -> tuple[str, list[dict[str, Any]]]:
         async with open_platform(settings) as platform:
-
-            async def check(svc: ProvisioningService) -> None:
-                await svc.product_for_manufacture(product, device_type)
-
-            # Validate (and create a new product) before any secure element is personalised.
-            await run_device_boundary(platform, check, ProvisioningService)
-            made = _manufacture_secure_elements(se_root, count)
-            try:
-                kind, entries = await _import(platform, product, made)
-            except BaseException:
-                for item in made:  # their root keys exist nowhere else now: destroy them
-                    shutil.rmtree(item.se_dir, ignore_errors=True)
-                raise
-            return kind, entries
+            return await manufacture_into(platform, product, count, out, device_type)
 
     kind, entries = run(go())
-    _write_private_json(
-        out, {"format": FACTORY_FORMAT, "product": product, "device_type": kind, "devices": entries}
-    )
+    se_root = out.resolve().parent / "se"
     typer.echo(
         f"已制造 / manufactured {len(entries)} × {kind} ({product}); status manufactured\n"
         f"出厂文件 / factory file: {out} (0600, no root keys)\n"
@@ -137,6 +127,30 @@ def manufacture(
         typer.echo(f"  {entry['device_id']}  claim code {entry['claim_code']}")
     if len(entries) > 10:
         typer.echo(f"  … {len(entries) - 10} more in {out}")
+
+
+async def manufacture_into(
+    platform: Platform, product: str, count: int, out: Path, device_type: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The factory step: personalise ``count`` SEs beside ``out``, import them, write ``out``."""
+    se_root = _se_root_beside(out)
+
+    async def check(svc: ProvisioningService) -> None:
+        await svc.product_for_manufacture(product, device_type)
+
+    # Validate (and create a new product) before any secure element is personalised.
+    await run_device_boundary(platform, check, ProvisioningService)
+    made = _manufacture_secure_elements(se_root, count)
+    try:
+        kind, entries = await _import(platform, product, made)
+    except BaseException:
+        for item in made:  # their root keys exist nowhere else now: destroy them
+            shutil.rmtree(item.se_dir, ignore_errors=True)
+        raise
+    _write_private_json(
+        out, {"format": FACTORY_FORMAT, "product": product, "device_type": kind, "devices": entries}
+    )
+    return kind, entries
 
 
 async def _import(

@@ -16,6 +16,7 @@ import uvicorn
 from anju.api.health import migration_heads
 from anju.audit import AuditLog
 from anju.cli.common import DataDirOption, fail
+from anju.cli.demo import demo_building as demo_locks
 from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.runner import serve_gateway
@@ -40,7 +41,24 @@ PortOption = Annotated[
 ]
 
 
-def serve(data_dir: DataDirOption = None, host: HostOption = None, port: PortOption = None) -> None:
+DemoOption = Annotated[
+    int,
+    typer.Option(
+        "--demo-building",
+        min=0,
+        max=200,
+        help="Also run a simulated building of N locks on the embedded broker (made once, "
+        "kept under <data-dir>/demo/). `make run` uses 12. 0: none.",
+    ),
+]
+
+
+def serve(
+    data_dir: DataDirOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    demo_building: DemoOption = 0,
+) -> None:
     """启动平台 / Start the platform: HTTP API, docs at /docs, health at /healthz and /readyz.
 
     On the embedded default (SQLite) the first start creates the keyring and the schema. On
@@ -52,14 +70,14 @@ def serve(data_dir: DataDirOption = None, host: HostOption = None, port: PortOpt
         fail(f"configuration error: {exc}", code=EXIT_CONFIGURATION)
     configure_logging(settings.log_level, json_output=settings.log_json)
     try:
-        asyncio.run(run_server(settings))
+        asyncio.run(run_server(settings, demo_building=demo_building))
     except ConfigurationError as exc:
         fail(f"拒绝启动 / refusing to start: {exc.message}", code=EXIT_CONFIGURATION)
     except AnjuError as exc:
         fail(f"{exc.message} [{exc.code}]")
 
 
-async def run_server(settings: Settings) -> None:
+async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
     """Prepare the database and keys, then serve until SIGTERM/SIGINT."""
     fresh = await prepare_schema(settings)
     # Keys are only ever created together with a new database: an existing database whose
@@ -71,7 +89,7 @@ async def run_server(settings: Settings) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
-        async with serve_gateway(platform):
+        async with serve_gateway(platform), demo_locks(platform, demo_building):
             await _serve_http(platform)
 
 

@@ -358,6 +358,13 @@ class Ingest:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        # Sessions die with this process: release them and show their devices offline now,
+        # rather than after the idle timeout (unless another instance took a device meanwhile).
+        for device_id, session_id in list(self._claimed.items()):
+            try:
+                await self._end_session(device_id, session_id)
+            except Exception:
+                logger.exception("could not release the session of %s at shutdown", device_id)
         for device_id in list(self._last_seen):
             self.sessions.remove(device_id)
         self._last_seen.clear()
