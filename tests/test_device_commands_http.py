@@ -15,8 +15,8 @@ from anju.devices.lifecycle import claim_code
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.accounts import as_principal, login_token, make_admin, make_member, step_up
-from tests.test_devices_http import bearer, code_of, signed_in
-from tests.test_devices_registry import Made, audit_entries, manufacture
+from tests.support.http_api import bearer, code_of, signed_in
+from tests.support.registry import Made, audit_entries, manufacture
 
 
 @pytest.fixture
