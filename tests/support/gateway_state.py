@@ -7,13 +7,17 @@ from sqlalchemy import select
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandService
 from anju.gateway.dispatch import notify_commands
-from anju.gateway.models import DeviceEvent, DeviceSession
+from anju.gateway.models import DeviceEvent, DeviceSecurityFlag, DeviceSession
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 
 
 def now_ms(clock: FixedClock) -> int:
     return int(clock.now().timestamp() * 1000)
+
+
+def now_s(clock: FixedClock) -> int:
+    return int(clock.now().timestamp())
 
 
 async def events_of(platform: Platform, device_id: str) -> list[DeviceEvent]:
@@ -44,3 +48,10 @@ async def command_row(platform: Platform, command_id: str) -> DeviceCommand:
         row = await session.get(DeviceCommand, command_id)
         assert row is not None
         return row
+
+
+async def security_flags(platform: Platform) -> dict[str, int]:
+    """Device id → how many times the gateway flagged it for repeated failures."""
+    async with platform.db.transaction() as session:
+        rows = (await session.execute(select(DeviceSecurityFlag))).scalars()
+        return {row.device_id: row.times_flagged for row in rows}

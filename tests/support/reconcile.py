@@ -142,6 +142,23 @@ async def settle_commands(
         await asyncio.sleep(0.1)
 
 
+async def execution_counts(
+    platform: Platform, device_ids: Iterable[str]
+) -> Counter[tuple[str, str | None]]:
+    """(device id, command id) → how many execution events the locks reported (the bolt moved
+    by that command: ``lock.locked`` / ``lock.unlocked`` with ``data.cmd``)."""
+    events = await stored_events(platform, device_ids)
+    return Counter(
+        (e.device_id, json.loads(e.data).get("cmd"))
+        for e in events
+        if e.kind in ("lock.locked", "lock.unlocked")
+    )
+
+
+async def execution_events(platform: Platform, device_id: str, command_id: str) -> int:
+    return (await execution_counts(platform, [device_id]))[(device_id, command_id)]
+
+
 async def assert_commands_executed_once(
     platform: Platform, fleet: LockFleet, commands: dict[str, str]
 ) -> None:
@@ -151,12 +168,7 @@ async def assert_commands_executed_once(
     for command_id, row in rows.items():
         assert row.status == CommandStatus.ACKED, (command_id, row.status, row.result_code)
         assert 1 <= row.attempts <= row.max_attempts
-    events = await stored_events(platform, [lock.device_id for lock in fleet])
-    executions = Counter(
-        (e.device_id, json.loads(e.data).get("cmd"))
-        for e in events
-        if e.kind in ("lock.locked", "lock.unlocked")
-    )
+    executions = await execution_counts(platform, [lock.device_id for lock in fleet])
     for command_id, device_id in commands.items():
         assert executions[(device_id, command_id)] == 1, (command_id, executions)
     per_lock = Counter(commands.values())
