@@ -47,6 +47,21 @@ async def embedded_broker(platform: Platform) -> AsyncIterator[EmbeddedBroker]:
         await broker.stop()
 
 
+async def end_process(process: asyncio.subprocess.Process | None, *, grace: float) -> None:
+    """SIGTERM and up to ``grace`` seconds to exit, then SIGKILL (``grace=0``: SIGKILL at once)."""
+    if process is None or process.returncode is not None:
+        return
+    if grace > 0:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+            return
+        except TimeoutError:
+            pass
+    process.kill()
+    await process.wait()
+
+
 class MosquittoProcess:
     """A private ``mosquitto -c`` on the generated files, which a test may kill and restart on
     the same port (never the system broker other tests use). Its log goes to ``mosquitto.log``
@@ -89,17 +104,10 @@ class MosquittoProcess:
 
     async def kill(self) -> None:
         """SIGKILL: no clean shutdown, no goodbye to its clients."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+        await end_process(self.process, grace=0)
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                await self.kill()
+        await end_process(self.process, grace=5)
 
 
 @contextlib.asynccontextmanager
