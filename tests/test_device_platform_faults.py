@@ -22,12 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import DBAPIError
 
 from anju.devices.ca import ca_public_key, issue_device_certificate
 from anju.devices.commands import CommandStatus
 from anju.devices.lifecycle import Status
-from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.certificates import Certificate
@@ -52,26 +50,27 @@ from tests.support.gateway_env import (
     wait_until,
 )
 from tests.support.gateway_state import enqueue, events_of, now_ms, now_s, security_flags
-from tests.support.lock_fleet import LockFleet
+from tests.support.lock_fleet import burst, running_fleet
 from tests.support.mqtt_device import TestDevice, event, manufacture_registered, set_status
 from tests.support.power_loss import PowerLoss, power_cut_at
 from tests.support.reconcile import (
+    SETTLE_S,
     assert_all_offline,
     assert_commands_executed_once,
     assert_events_exactly_once,
+    check_reconciled,
     command_rows,
     execution_events,
     settle_commands,
     wait_all_events_stored,
     wait_sessions_reconciled,
 )
-from tests.support.registry import Made, audit_entries
+from tests.support.registry import Made, audit_entries, device_row
 from tests.support.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.slow, pytest.mark.req("R2", "R11", "L13", "L14", "L16", "L17", "R18")]
+pytestmark = pytest.mark.slow
 
 LOCKS = 3
-SETTLE_S = 60.0  # generous: a loaded 2-core machine
 
 
 @pytest.fixture
@@ -98,61 +97,6 @@ def db_outage(database_url: str, db_proxy: TcpProxy | None) -> DatabaseOutage:
     return SqliteWriteLock(sqlite_file(database_url))
 
 
-@contextlib.asynccontextmanager
-async def fleet_of(
-    platform: Platform, clock: FixedClock, tmp_path: Path, broker: tuple[str, int], made: list[Made]
-) -> AsyncIterator[LockFleet]:
-    fleet = LockFleet(platform, clock, made, tmp_path / "locks", broker)
-    await fleet.start()
-    try:
-        yield fleet
-    finally:
-        await fleet.stop()
-
-
-async def burst(
-    platform: Platform, fleet: LockFleet, rounds: int, commands: dict[str, str]
-) -> None:
-    """Events on every lock, two per round (50 ms), and meanwhile a command every fourth round
-    for one lock after another (unlock, lock, …) — queued by an operator, independently: a
-    command that waits for the database does not hold the locks' events back."""
-
-    async def events() -> None:
-        for _ in range(rounds):
-            fleet.record(2)
-            await asyncio.sleep(0.05)
-
-    async def operator() -> None:
-        names = ("unlock", "lock")
-        for n in range(rounds // 4):
-            lock = fleet[n % len(fleet.locks)]
-            while True:
-                try:
-                    command_id = await enqueue(platform, lock.device_id, names[n % 2])
-                    break
-                except (DBAPIError, OSError):  # the database is away: try again, as people do
-                    await asyncio.sleep(0.5)
-            commands[command_id] = lock.device_id
-            await asyncio.sleep(0.2)
-
-    await asyncio.gather(events(), operator())
-
-
-async def check_reconciled(
-    platform: Platform,
-    clock: FixedClock,
-    gateway: Gateway,
-    fleet: LockFleet,
-    commands: dict[str, str],
-) -> None:
-    await wait_all_events_stored(platform, fleet, SETTLE_S)
-    await settle_commands(platform, clock, commands, SETTLE_S)
-    await wait_sessions_reconciled(platform, gateway, fleet, SETTLE_S)
-    await gateway.ingest.drain()
-    await assert_events_exactly_once(platform, fleet)
-    await assert_commands_executed_once(platform, fleet, commands)
-
-
 # --- 1. broker restart ---------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def restartable_broker(
@@ -171,6 +115,7 @@ async def restartable_broker(
 
 
 @pytest.mark.parametrize("broker_kind", ["mosquitto", "embedded"])
+@pytest.mark.req("R2", "R11", "L13", "L17")
 async def test_broker_restart_mid_burst_loses_and_duplicates_nothing(
     platform: Platform, clock: FixedClock, tmp_path: Path, broker_kind: str
 ) -> None:
@@ -180,7 +125,7 @@ async def test_broker_restart_mid_burst_loses_and_duplicates_nothing(
         address = broker.address
         async with (
             running_gateway(platform, address) as gateway,
-            fleet_of(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
+            running_fleet(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
         ):
             await wait_until(fleet.all_online, 20)
             load = asyncio.create_task(burst(platform, fleet, 40, commands))
@@ -197,6 +142,7 @@ async def test_broker_restart_mid_burst_loses_and_duplicates_nothing(
 
 
 # --- 2. database outage --------------------------------------------------------------------------
+@pytest.mark.req("R11", "L13", "L17")
 async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
     platform: Platform, clock: FixedClock, tmp_path: Path, db_outage: DatabaseOutage
 ) -> None:
@@ -210,7 +156,7 @@ async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
         address = broker.address
         async with (
             running_gateway(platform, address) as gateway,
-            fleet_of(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
+            running_fleet(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
         ):
             await wait_until(fleet.all_online, 20)
             counters = gateway.ingest.counters
@@ -232,6 +178,7 @@ async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
 
 # --- 5. network flaps ----------------------------------------------------------------------------
 @pytest.mark.parametrize("broker_kind", ["mosquitto", "embedded"])
+@pytest.mark.req("R2", "R11", "L13", "L17")
 async def test_network_flaps_lose_and_duplicate_nothing(
     platform: Platform, clock: FixedClock, tmp_path: Path, broker_kind: str
 ) -> None:
@@ -244,7 +191,7 @@ async def test_network_flaps_lose_and_duplicate_nothing(
         address = broker.address
         async with (
             running_gateway(platform, address) as gateway,
-            fleet_of(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
+            running_fleet(platform, clock, tmp_path, (address.host, address.port), made) as fleet,
         ):
             await wait_until(fleet.all_online, 20)
             load = asyncio.create_task(burst(platform, fleet, 80, commands))
@@ -285,6 +232,7 @@ POWER_CUTS = {
 
 
 @pytest.mark.parametrize("where", list(POWER_CUTS))
+@pytest.mark.req("L13", "R19", "R2", "L17")
 async def test_power_loss_during_a_firmware_write_then_restart(
     platform: Platform, clock: FixedClock, tmp_path: Path, where: str
 ) -> None:
@@ -296,7 +244,7 @@ async def test_power_loss_during_a_firmware_write_then_restart(
     async with (
         embedded_broker(platform) as broker,
         running_gateway(platform, broker.address) as gateway,
-        fleet_of(platform, clock, tmp_path, (broker.host, broker.port), made) as fleet,
+        running_fleet(platform, clock, tmp_path, (broker.host, broker.port), made) as fleet,
     ):
         await wait_until(fleet.all_online, 20)
         victim = fleet[0]  # fleet[1] runs on undisturbed
@@ -334,8 +282,8 @@ async def test_power_loss_during_a_firmware_write_then_restart(
         if where == "event-append":
             assert victim.lock.buffer.stats().discarded_bytes > 0  # the torn frame, cut off
         fleet.record(2)
-        await wait_all_events_stored(platform, fleet, SETTLE_S)
         await settle_commands(platform, clock, commands, SETTLE_S)
+        await wait_all_events_stored(platform, fleet, SETTLE_S)
         await wait_sessions_reconciled(platform, gateway, fleet, SETTLE_S)
         await gateway.ingest.drain()
         await assert_events_exactly_once(platform, fleet)
@@ -357,6 +305,7 @@ async def test_power_loss_during_a_firmware_write_then_restart(
 
 
 # --- bad input from one device, everyone else served -------------------------------------------
+@pytest.mark.req("L16", "L17", "R16", "R15", "R11")
 async def test_a_flood_of_bad_frames_from_one_device_leaves_everyone_else_served(
     platform: Platform, clock: FixedClock, tmp_path: Path
 ) -> None:
@@ -372,7 +321,7 @@ async def test_a_flood_of_bad_frames_from_one_device_leaves_everyone_else_served
         address = broker.address
         async with (
             running_gateway(platform, address) as gateway,
-            fleet_of(platform, clock, tmp_path, (address.host, address.port), [good]) as fleet,
+            running_fleet(platform, clock, tmp_path, (address.host, address.port), [good]) as fleet,
         ):
             counters = gateway.ingest.counters
             await wait_until(fleet.all_online, 20)
@@ -455,3 +404,66 @@ async def test_a_flood_of_bad_frames_from_one_device_leaves_everyone_else_served
             f"device:{revoked.device_id}",
         }
         assert good.device_id not in flags
+
+
+@pytest.mark.req("R11", "L17")
+async def test_a_session_confirmed_while_the_database_is_away_is_reconciled(
+    platform: Platform,
+    clock: FixedClock,
+    tmp_path: Path,
+    db_outage: DatabaseOutage,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The database goes away (for 1 s) at the moment the gateway records a session it has
+    just confirmed — the lock's HELLO was answered a moment before. Afterwards the lock must be
+    served as usual: online in the registry with that session (or a newer one), its commands
+    delivered, its events filed under its organisation."""
+    if backend == "postgres":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="known bug (report of branch faults): Ingest keeps a session whose "
+                "confirmation failed to commit; the lock is never held, gets no commands and "
+                "its events are stored without organisation until its next handshake",
+            )
+        )
+    (made,) = await manufacture_registered(platform, tmp_path, 1)
+    async with mosquitto_process(platform, tmp_path / "mosquitto") as broker:
+        address = broker.address
+        async with (
+            running_gateway(platform, address) as gateway,
+            running_fleet(platform, clock, tmp_path, (address.host, address.port), [made]) as fleet,
+        ):
+            lock = fleet[0]
+            await wait_sessions_reconciled(platform, gateway, fleet, SETTLE_S)
+            ingest = gateway.ingest
+            confirm = ingest._session_confirmed
+            hit = asyncio.Event()
+
+            async def outage_for(seconds: float) -> None:
+                await asyncio.sleep(seconds)
+                await db_outage.end()
+
+            async def confirm_during_outage(device_id: str, session_id: bytes) -> None:
+                del ingest._session_confirmed  # only this once
+                await db_outage.begin()
+                restored = asyncio.create_task(outage_for(1.0))
+                try:
+                    await confirm(device_id, session_id)
+                finally:
+                    await restored
+                    hit.set()
+
+            ingest._session_confirmed = confirm_during_outage  # type: ignore[method-assign]
+            lock.proxy.cut()  # the lock reconnects: HELLO answered, CONFIRM recorded — hit
+            await asyncio.wait_for(hit.wait(), 20)
+            command_id = await enqueue(platform, lock.device_id, "unlock")
+            fleet.record(3)
+            await wait_sessions_reconciled(platform, gateway, fleet, 20)
+            await settle_commands(platform, clock, [command_id], 20)
+            await wait_all_events_stored(platform, fleet, 20)
+            await assert_events_exactly_once(platform, fleet)
+            await assert_commands_executed_once(platform, fleet, {command_id: lock.device_id})
+            device = await device_row(platform, lock.device_id)
+            assert {e.org_id for e in await events_of(platform, lock.device_id)} == {device.org_id}

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from anju.device.client import DeviceIdentity
 from anju.device.lock import LockConfig, LockFirmware
@@ -28,6 +30,7 @@ from anju.devices.ca import ca_public_key
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.device_harness import fast_options
+from tests.support.gateway_state import enqueue
 from tests.support.power_loss import PowerLoss
 from tests.support.registry import PIN, Made
 from tests.support.tcp_proxy import TcpProxy
@@ -192,3 +195,49 @@ class LockFleet:
 
     def all_online(self) -> bool:
         return all(lock.online for lock in self.locks)
+
+
+@contextlib.asynccontextmanager
+async def running_fleet(
+    platform: Platform,
+    clock: FixedClock,
+    directory: Path,
+    broker: tuple[str, int],
+    made: list[Made],
+) -> AsyncIterator[LockFleet]:
+    """A started :class:`LockFleet` under ``directory/locks``, stopped cleanly afterwards."""
+    fleet = LockFleet(platform, clock, made, directory / "locks", broker)
+    await fleet.start()
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
+
+
+async def burst(
+    platform: Platform, fleet: LockFleet, rounds: int, commands: dict[str, str]
+) -> None:
+    """Events on every running lock, two per round (50 ms), and meanwhile a command every
+    fourth round for one lock after another (unlock, lock, …), recorded in ``commands``
+    (id → device id). The operator queues commands independently of the locks' events and
+    tries again while the database is away, as people do."""
+
+    async def events() -> None:
+        for _ in range(rounds):
+            fleet.record(2)
+            await asyncio.sleep(0.05)
+
+    async def operator() -> None:
+        names = ("unlock", "lock")
+        for n in range(rounds // 4):
+            lock = fleet[n % len(fleet.locks)]
+            while True:
+                try:
+                    command_id = await enqueue(platform, lock.device_id, names[n % 2])
+                    break
+                except (DBAPIError, OSError):
+                    await asyncio.sleep(0.5)
+            commands[command_id] = lock.device_id
+            await asyncio.sleep(0.2)
+
+    await asyncio.gather(events(), operator())

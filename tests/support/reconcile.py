@@ -29,6 +29,8 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.lock_fleet import LockFleet
 
+#: How long a check waits for the platform to catch up (generous: a loaded 2-core machine).
+SETTLE_S = 60.0
 FINAL = frozenset(
     {CommandStatus.ACKED, CommandStatus.FAILED, CommandStatus.EXPIRED, CommandStatus.CANCELLED}
 )
@@ -177,10 +179,11 @@ async def assert_commands_executed_once(
 
 
 async def wait_sessions_reconciled(
-    platform: Platform, gateway: Gateway, fleet: LockFleet, within: float
+    platform: Platform, gateway: Gateway | None, fleet: LockFleet, within: float
 ) -> None:
     """Wait until, for every running lock, the registry shows it online and ``device_sessions``
-    and the gateway hold exactly the session the lock has; powered-off locks are not checked."""
+    (and ``gateway``, when in this process) hold exactly the session the lock has; powered-off
+    locks are not checked."""
 
     async def reconciled() -> bool:
         running = [lock for lock in fleet if lock.firmware is not None]
@@ -189,22 +192,30 @@ async def wait_sessions_reconciled(
                 session_id = lock.lock.client.session_id
                 device = await session.get(Device, lock.device_id)
                 row = await session.get(DeviceSession, lock.device_id)
-                channel = gateway.ingest.channel(lock.device_id)
                 if (
                     session_id is None
                     or device is None
                     or not device.online
                     or row is None
                     or row.session_id != session_id.hex()
-                    or row.instance != gateway.ingest.instance
-                    or channel is None
-                    or channel.session_id != session_id
-                    or lock.device_id not in gateway.ingest.held_devices()
                 ):
+                    return False
+                if gateway is not None and not holds(gateway, lock.device_id, session_id):
                     return False
         return True
 
     await eventually(reconciled, within, "registry and gateway agree with the locks' sessions")
+
+
+def holds(gateway: Gateway, device_id: str, session_id: bytes) -> bool:
+    """The gateway holds (and has recorded) exactly this session of the device."""
+    channel = gateway.ingest.channel(device_id)
+    return (
+        channel is not None
+        and channel.session_id == session_id
+        and device_id in gateway.ingest.held_devices()
+        and int.from_bytes(session_id[:2], "big") == gateway.ingest.instance
+    )
 
 
 async def assert_all_offline(platform: Platform, device_ids: Iterable[str]) -> None:
@@ -221,3 +232,21 @@ async def assert_all_offline(platform: Platform, device_ids: Iterable[str]) -> N
         ).scalars()
         assert list(online) == []
         assert list(held) == []
+
+
+async def check_reconciled(
+    platform: Platform,
+    clock: FixedClock,
+    gateway: Gateway | None,
+    fleet: LockFleet,
+    commands: dict[str, str],
+) -> None:
+    """Everything this module checks, once the platform caught up after a fault (``gateway``:
+    the in-process gateway, or None for one in another process: the database only)."""
+    await settle_commands(platform, clock, commands, SETTLE_S)  # their executions are events
+    await wait_all_events_stored(platform, fleet, SETTLE_S)
+    await wait_sessions_reconciled(platform, gateway, fleet, SETTLE_S)
+    if gateway is not None:
+        await gateway.ingest.drain()
+    await assert_events_exactly_once(platform, fleet)
+    await assert_commands_executed_once(platform, fleet, commands)
