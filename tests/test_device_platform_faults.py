@@ -97,7 +97,7 @@ def db_outage(database_url: str, db_proxy: TcpProxy | None) -> DatabaseOutage:
     return SqliteWriteLock(sqlite_file(database_url))
 
 
-# --- 1. broker restart ---------------------------------------------------------------------------
+# --- broker restart -------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def restartable_broker(
     kind: str, platform: Platform, tmp_path: Path
@@ -141,7 +141,7 @@ async def test_broker_restart_mid_burst_loses_and_duplicates_nothing(
         await assert_all_offline(platform, [lock.device_id for lock in fleet])
 
 
-# --- 2. database outage --------------------------------------------------------------------------
+# --- database outage ------------------------------------------------------------------------------
 @pytest.mark.req("R11", "L13", "L17")
 async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
     platform: Platform, clock: FixedClock, tmp_path: Path, db_outage: DatabaseOutage
@@ -176,14 +176,15 @@ async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
         await assert_all_offline(platform, [lock.device_id for lock in fleet])
 
 
-# --- 5. network flaps ----------------------------------------------------------------------------
+# --- network flaps --------------------------------------------------------------------------------
 @pytest.mark.parametrize("broker_kind", ["mosquitto", "embedded"])
 @pytest.mark.req("R2", "R11", "L13", "L17")
 async def test_network_flaps_lose_and_duplicate_nothing(
     platform: Platform, clock: FixedClock, tmp_path: Path, broker_kind: str
 ) -> None:
     """Ten flaps at seeded random moments: each resets the broker connections of a random
-    subset of the locks, and every other one also refuses their reconnects for a moment."""
+    subset of the locks that are connected then, and every other one also refuses their
+    reconnects for a moment."""
     rng = random.Random(20260101)
     commands: dict[str, str] = {}
     made = await manufacture_registered(platform, tmp_path, LOCKS)
@@ -198,7 +199,9 @@ async def test_network_flaps_lose_and_duplicate_nothing(
             cut = 0
             for flap in range(10):
                 await asyncio.sleep(rng.uniform(0.1, 0.6))
-                hit = rng.sample(fleet.locks, rng.randint(1, len(fleet.locks)))
+                await wait_until(lambda: any(lock.online for lock in fleet), 20)
+                online = [lock for lock in fleet if lock.online]
+                hit = rng.sample(online, rng.randint(1, len(online)))
                 if flap % 2:
                     for lock in hit:
                         lock.proxy.refuse()
@@ -209,12 +212,12 @@ async def test_network_flaps_lose_and_duplicate_nothing(
                         lock.proxy.restore()
             await load
             await check_reconciled(platform, clock, gateway, fleet, commands)
-            assert cut >= 10  # the flaps did hit open connections
-            assert sum(lock.lock.client.stats.sessions for lock in fleet) >= LOCKS + 5
+            assert cut >= 10  # every flap hit at least one live session...
+            assert sum(lock.lock.client.stats.sessions for lock in fleet) >= LOCKS + 10  # ...anew
         await assert_all_offline(platform, [lock.device_id for lock in fleet])
 
 
-# --- 4. device power loss during a write ---------------------------------------------------------
+# --- device power loss during a write -------------------------------------------------------------
 def files_of(directory: Path, prefix: str) -> Callable[[Path], bool]:
     """Matches the files ``directory/prefix*`` (one store of the firmware)."""
     return lambda path: path.parent == directory and path.name.startswith(prefix)
@@ -304,7 +307,7 @@ async def test_power_loss_during_a_firmware_write_then_restart(
     await assert_all_offline(platform, [lock.device_id for lock in fleet])
 
 
-# --- bad input from one device, everyone else served -------------------------------------------
+# --- bad input from one device, everyone else served ----------------------------------------------
 @pytest.mark.req("L16", "L17", "R16", "R15", "R11")
 async def test_a_flood_of_bad_frames_from_one_device_leaves_everyone_else_served(
     platform: Platform, clock: FixedClock, tmp_path: Path

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from tests.support.gateway_state import enqueue
 from tests.support.power_loss import PowerLoss
 from tests.support.registry import PIN, Made
 from tests.support.tcp_proxy import TcpProxy
+
+STOP_WAIT_S = 10.0  # how long a stopped firmware may take to return from run()
 
 
 @dataclass
@@ -159,26 +162,46 @@ class LockFleet:
     async def power_off(self, lock: FleetLock) -> None:
         """Cut the power (if not already) and wait for the firmware to be gone."""
         self.cut_power(lock)
-        if lock.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, PowerLoss):
-                await lock.task
-        if lock.firmware is not None:
-            lock.ledger.executed += lock.firmware.stats.commands_executed
-        lock.firmware, lock.task = None, None
+        await self._gone(lock)
         lock.power_cycles += 1
         lock.proxy.restore()
 
     async def stop(self) -> None:
         """Stop every running firmware cleanly, then the proxies."""
         for lock in self.locks:
-            if lock.firmware is not None and lock.task is not None:
+            if lock.firmware is not None:
                 await lock.firmware.stop()
-                with contextlib.suppress(asyncio.CancelledError, PowerLoss):
-                    await asyncio.wait_for(lock.task, 10)
-                lock.ledger.executed += lock.firmware.stats.commands_executed
-                lock.firmware, lock.task = None, None
+                await self._gone(lock)
         for lock in self.locks:
             await lock.proxy.stop()
+
+    async def _gone(self, lock: FleetLock) -> None:
+        """Wait until the firmware's run() has returned; book its executions in the ledger.
+
+        Known bug (device/lock.py, reported): LockFirmware.run() cancels its workers and waits
+        for them, and on Python 3.11 the state reporter misses that cancellation when a report
+        falls due at the same instant (``asyncio.wait_for`` on an event), so run() would wait
+        for ever. After 10 s it is cancelled once more, which gets it past that wait, and the
+        test run shows a warning.
+        """
+        task = lock.task
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if not done:
+                warnings.warn(
+                    f"lock {lock.device_id[:8]}: run() did not return after its stop "
+                    "(Python 3.11 lost cancellation in LockFirmware's state reporter)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                task.cancel()
+                await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(PowerLoss):
+                    task.result()  # anything else it died of is a test failure
+        if lock.firmware is not None:
+            lock.ledger.executed += lock.firmware.stats.commands_executed
+        lock.firmware, lock.task = None, None
 
     # -- network --------------------------------------------------------------------------------
     def cut_network(self, which: Callable[[FleetLock], bool] = lambda _lock: True) -> int:

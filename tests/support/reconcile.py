@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import RETRY_INTERVAL_SECONDS, CommandStatus
+from anju.devices.commands.rules import PENDING
 from anju.devices.models import Device
 from anju.gateway.models import DeviceEvent, DeviceSession
 from anju.gateway.runner import Gateway
@@ -31,9 +32,6 @@ from tests.support.lock_fleet import LockFleet
 
 #: How long a check waits for the platform to catch up (generous: a loaded 2-core machine).
 SETTLE_S = 60.0
-FINAL = frozenset(
-    {CommandStatus.ACKED, CommandStatus.FAILED, CommandStatus.EXPIRED, CommandStatus.CANCELLED}
-)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -129,7 +127,7 @@ async def settle_commands(
     moved, finished, progress_at = 0, -1, time.monotonic()
     while True:
         rows = await command_rows(platform, ids)
-        now_final = sum(r.status in FINAL for r in rows)
+        now_final = sum(r.status not in PENDING for r in rows)
         if now_final == len(ids):
             return moved
         if now_final != finished:
@@ -139,7 +137,7 @@ async def settle_commands(
             moved += 1
             progress_at = time.monotonic()
         if time.monotonic() > deadline:
-            stuck = {r.id[:8]: (r.status, r.attempts) for r in rows if r.status not in FINAL}
+            stuck = {r.id[:8]: (r.status, r.attempts) for r in rows if r.status in PENDING}
             raise AssertionError(f"commands not final within {within} s: {stuck}")
         await asyncio.sleep(0.1)
 
