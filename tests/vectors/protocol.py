@@ -20,12 +20,15 @@ DEVICE_PRIVATE = bytes.fromhex("1f6b233d720d651c6683fb93604a74525f55ad3402f08307
 """SM3(b"anju protocol vector: device key")"""
 OTHER_CA_PRIVATE = bytes.fromhex("b526350a285317e763be478fde5c8ff17aa30087178839ba5e5450dff3c08ae6")
 """SM3(b"anju protocol vector: other CA key") — a CA nobody trusts (negative tests)."""
+FIRMWARE_PRIVATE = bytes.fromhex("948b4147ff71090fb3c4f617ae0dd3f99e977bca13897d8442283115886b2c32")
+"""SM3(b"anju protocol vector: firmware key") — the firmware signer of the OTA example."""
 
 DEVICE_ID = "00112233445566778899aabbccddeeff"
 SE_ID = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 PRODUCT = "lock-x1"
 GATEWAY_NAME = "gw-1.anju.example"
 GATEWAY_PRODUCT = "anju-gateway"
+FIRMWARE_SIGNER_NAME = "firmware.anju.example"
 DEVICE_SERIAL = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
 GATEWAY_SERIAL = bytes.fromhex("a0a1a2a3a4a5a6a7a8a9aaabacadaeaf")
 NOT_BEFORE = 1767225600  # 2026-01-01T00:00:00Z

@@ -43,9 +43,10 @@ KEYRING_FORMAT = "anju-keyring/1"
 NAMED_SECRETS = ("blind-index", "mqtt-gateway")
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
-#: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), and
-#: the gateway's own handshake key. ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway")
+#: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
+#: gateway's own handshake key, and the firmware signing key (certified by the device CA).
+#: ``anju db upgrade`` adds names a keyring predates.
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware")
 
 
 class Signer(Protocol):
