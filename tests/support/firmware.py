@@ -3,22 +3,30 @@ reporting a version, rollouts driven through the service."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.devices.ca import certify_firmware_signer, platform_firmware_certificate
+from anju.device.client import DeviceIdentity
+from anju.device.lock import LockConfig, LockFirmware
+from anju.device.ota import OtaOptions
+from anju.devices.ca import ca_public_key, certify_firmware_signer, platform_firmware_certificate
 from anju.devices.provisioning import FactoryRecord, ProvisioningService
 from anju.devices.service import DeviceService
 from anju.firmware.models import FirmwareRolloutDevice
 from anju.firmware.service import FirmwareService, run_firmware_boundary
+from anju.gateway.client import BrokerAddress
 from anju.kit.crypto import SM2PrivateKey, random_bytes
 from anju.kit.keyring import Signer
 from anju.platform import Platform
 from anju.protocol.certificates import Certificate
 from anju.protocol.firmware import Package, sign_package
-from tests.support.mqtt_device import make_org
+from tests.support.device_harness import fast_options
+from tests.support.mqtt_device import Made, make_org
 
 T = TypeVar("T")
 PRODUCT = "lock-x1"
@@ -129,3 +137,35 @@ async def device_states(
             select(FirmwareRolloutDevice).where(FirmwareRolloutDevice.rollout_id == rollout_id)
         )
         return {r.device_id: (r.stage, r.state, r.code) for r in rows.scalars()}
+
+
+def reference_lock(
+    made: Made,
+    platform: Platform,
+    address: BrokerAddress,
+    data_dir: Path,
+    *,
+    ota: OtaOptions | None = None,
+) -> LockFirmware:
+    """The reference lock firmware for ``made`` on ``address``, on the platform's clock."""
+    identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
+    return LockFirmware(
+        identity,
+        made.se,
+        data_dir,
+        options=fast_options(host=address.host, port=address.port),
+        config=LockConfig(ota=ota or OtaOptions(chunk_timeout_s=2.0)),
+        now_ms=lambda: int(platform.clock.now().timestamp() * 1000),
+    )
+
+
+async def poll(
+    platform: Platform, check: Callable[[AsyncSession], Awaitable[bool]], within: float = 20.0
+) -> None:
+    """Wait until ``check`` (run in a transaction) holds; TimeoutError otherwise."""
+    async with asyncio.timeout(within):
+        while True:
+            async with platform.db.transaction() as session:
+                if await check(session):
+                    return
+            await asyncio.sleep(0.1)

@@ -18,7 +18,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,8 +32,11 @@ from anju.device.client import (
     NotConnected,
     system_ms,
 )
+from anju.device.ota import OtaAgent, OtaOptions
+from anju.device.ota_store import OtaStore
 from anju.device.storage import EventBuffer, Sealer, SlotStore
 from anju.errors import AnjuError
+from anju.protocol.firmware import OFFER_COMMAND
 from anju.protocol.messages import canonical_json
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 FIRMWARE_VERSION = "anju-lock/0.1.0"
 FIRMWARE_CONTEXT = b"anju/lock-firmware/v1"
 EVENT_CONTEXT = b"anju/lock-events/v1"
+OTA_CONTEXT = b"anju/lock-ota/v1"
 #: How many executed command ids the lock remembers (the platform gives up on a command after
 #: max_attempts = 5 deliveries within its TTL, so recent ids are all that can come back).
 EXECUTED_MEMORY = 256
@@ -67,7 +71,9 @@ class LockConfig:
     #: Seconds to wait for the platform's evt_ack of an uploaded batch before sending it again.
     ack_timeout_s: float = 30.0
     state_interval_s: float = 300.0
+    #: The factory image, ``<name>/<version>``; firmware updates replace the version.
     firmware: str = FIRMWARE_VERSION
+    ota: OtaOptions = field(default_factory=OtaOptions)
 
 
 @dataclass
@@ -136,12 +142,30 @@ class LockFirmware:
         self._batch_acked = asyncio.Event()
         self._new_session = asyncio.Event()
         self._state_due = asyncio.Event()
+        # Firmware updates: "<name>/<version>" is what ran at the factory; updates change the
+        # version (the reference lock is Python: installing switches the recorded image).
+        self._firmware_name, _, factory_version = self.config.firmware.rpartition("/")
+        self.ota = OtaAgent(
+            OtaStore(
+                data_dir / "ota",
+                se.storage_sealer("lock/ota"),
+                context=OTA_CONTEXT + device_bytes,
+            ),
+            self.client,
+            product=identity.certificate.product,
+            factory_version=factory_version,
+            ca_public_key=identity.ca_public_key,
+            now_s=lambda: now_ms() // 1000,
+            on_installed=self._state_due.set,
+            options=self.config.ota,
+        )
         self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
             "unlock": self._cmd_unlock,
             "lock": self._cmd_lock,
             "report_state": self._cmd_report_state,
             "ping": self._cmd_ping,
             "set_attribute": self._cmd_set_attribute,
+            OFFER_COMMAND: self._cmd_ota_update,
         }
 
     # -- persistence ----------------------------------------------------------------------------
@@ -169,6 +193,12 @@ class LockFirmware:
             ],
         }
         self._store.write(canonical_json(doc))
+
+    @property
+    def firmware(self) -> str:
+        """The running firmware as reported: ``<name>/<version>``, e.g. ``anju-lock/0.1.0``."""
+        version = self.ota.running_version
+        return f"{self._firmware_name}/{version}" if self._firmware_name else version
 
     # -- local operation ------------------------------------------------------------------------
     def record_event(self, kind: str, data: dict[str, Any] | None = None) -> str:
@@ -198,7 +228,7 @@ class LockFirmware:
             "t": "state",
             "at": self._now(),
             "battery": self.battery,
-            "firmware": self.config.firmware,
+            "firmware": self.firmware,
             "signal": self.signal,
             # A flat object of scalars (protocol rule): attributes appear as "attr.<name>".
             "extra": {
@@ -215,6 +245,9 @@ class LockFirmware:
             self._unacked.difference_update(message["ids"])
             if not self._unacked:
                 self._batch_acked.set()
+            return
+        if message["t"] == "fw_chunk":
+            self.ota.on_chunk(message)
             return
         if message["t"] != "cmd":
             return
@@ -260,6 +293,9 @@ class LockFirmware:
     def _cmd_ping(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         return True, None
 
+    def _cmd_ota_update(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        return self.ota.offer(args)  # checked now; downloaded and installed in the background
+
     def _cmd_set_attribute(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         name, value = args.get("name"), args.get("value")
         if (
@@ -278,6 +314,7 @@ class LockFirmware:
 
     # -- connection life ------------------------------------------------------------------------
     async def _on_session(self) -> None:
+        self.ota.on_session()
         self._state_due.set()
         self._new_session.set()
         self._wake_uploader.set()
@@ -343,6 +380,7 @@ class LockFirmware:
         workers = [
             asyncio.create_task(self._upload()),
             asyncio.create_task(self._report_state()),
+            asyncio.create_task(self.ota.run()),
         ]
         try:
             await self.client.run()

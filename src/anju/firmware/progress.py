@@ -333,7 +333,8 @@ class RolloutProgress:
         """Evaluate running and paused rollouts (commands may have ended since); how many."""
         ids = await self.repo.ticking_rollout_ids(limit)
         for rollout_id in ids:
-            rollout = await self.repo.rollout(rollout_id, for_update=True)
+            # Another process evaluating it right now is as good as doing it here.
+            rollout = await self.repo.rollout(rollout_id, for_update=True, skip_locked=True)
             if rollout is None:
                 continue
             if rollout.status == RolloutStatus.RUNNING:

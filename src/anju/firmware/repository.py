@@ -60,10 +60,13 @@ class FirmwareRepository:
         return None if package is None else package.image
 
     # --- rollouts --------------------------------------------------------------------------
-    async def rollout(self, rollout_id: str, *, for_update: bool = False) -> FirmwareRollout | None:
+    async def rollout(
+        self, rollout_id: str, *, for_update: bool = False, skip_locked: bool = False
+    ) -> FirmwareRollout | None:
+        """A rollout; ``for_update`` locks it (``skip_locked``: None if another holds it)."""
         query = select(FirmwareRollout).where(FirmwareRollout.id == rollout_id)
         if for_update:
-            query = query.with_for_update()
+            query = query.with_for_update(skip_locked=skip_locked)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def rollouts(

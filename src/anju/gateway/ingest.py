@@ -42,6 +42,7 @@ from anju.devices.models import Device
 from anju.devices.service import DeviceService
 from anju.errors import AnjuError
 from anju.gateway import sessions
+from anju.gateway.firmware import FirmwareOptions, FirmwareServer
 from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
 from anju.gateway.sessions import dialect_insert
 from anju.kit.crypto import random_bytes
@@ -94,6 +95,7 @@ class GatewayOptions:
     reset_interval_seconds: float = 10.0
     max_resets_per_second: int = 200
     channel: ChannelOptions = field(default_factory=ChannelOptions)
+    firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
 
     def __post_init__(self) -> None:
         check_instance(self.instance)
@@ -118,6 +120,9 @@ class GatewayCounters:
     commands_sent: int = 0
     evt_acks_sent: int = 0
     resets_sent: int = 0
+    fw_chunks_sent: int = 0
+    fw_not_offered: int = 0
+    fw_reports: int = 0
     sessions_ended: int = 0
     security_events: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -350,6 +355,7 @@ class Ingest:
         self._handshake_cert = self._certificates.current()
         self._handshake = self._new_handshake()
         self._events = EventBatcher(platform, self.options, self.counters, self._ack_stored)
+        self.firmware = FirmwareServer(platform, self.options.firmware)
         self._last_reset: dict[str, int] = {}
         self._closing = False
         self._reset_budget = (0, 0)  # (second, RESETs sent in it)
@@ -529,8 +535,34 @@ class Ingest:
         elif kind == "ack":
             self.counters.acks += 1
             self._enqueue(lambda: self._ack(device_id, message))
+        elif kind == "fw_get":
+            self._firmware_get(device_id, channel, message)
+        elif kind == "fw_state":
+            self.counters.fw_reports += 1
+            self._enqueue(lambda: self.firmware.report(device_id, message))
         else:  # a second CONFIRM
             raise ProtocolError("unknown_message_type", "CONFIRM only once per session")
+
+    def _firmware_get(
+        self, device_id: str, channel: SecureChannel, message: dict[str, Any]
+    ) -> None:
+        """Answer ``fw_get`` with a ``fw_chunk`` in the same session (rate-limited per device:
+        refused requests are dropped and counted, the device asks again)."""
+        if not self.firmware.admit(device_id):
+            self.reject(device_id, "fw_rate_limited")
+            return
+
+        async def answer() -> None:
+            reply = await self.firmware.chunk(device_id, message["pkg"], message["i"])
+            if channel.closed or self._closing:
+                return  # the session ended meanwhile: the device asks again in its next one
+            self.publish(down_topic(device_id), channel.seal(reply))
+            if reply["data"] is None:
+                self.counters.fw_not_offered += 1
+            else:
+                self.counters.fw_chunks_sent += 1
+
+        self._spawn(answer())
 
     def _ack_stored(self, rows: list[EventRow]) -> None:
         """Tell each device which of its events are now stored (``evt_ack``), in the session
@@ -686,6 +718,7 @@ class Ingest:
         self._last_seen.pop(device_id, None)
         self._claimed.pop(device_id, None)
         self.sessions.remove(device_id)
+        self.firmware.forget(device_id)
 
     async def sweep(self) -> None:
         """End idle sessions (release rows, mark offline) and drop sessions that are not ours."""
@@ -693,6 +726,7 @@ class Ingest:
             self.counters.sessions_ended += 1
             self._enqueue(partial(self._end_session, device_id, session_id))
         await self.reconcile()
+        await self.firmware.tick()
 
     async def reconcile(self) -> None:
         """Forget sessions whose row names another instance or whose device may no longer

@@ -33,19 +33,25 @@ from anju.protocol.certificates import (
     CertKind,
 )
 from anju.protocol.errors import CertificateError, ProtocolError
-from anju.protocol.messages import MAX_INT, canonical_json
+from anju.protocol.messages import (
+    FW_CHUNK_BYTES,
+    FW_MAX_CHUNKS,
+    FW_STATES,
+    MAX_INT,
+    canonical_json,
+)
 
 MAGIC = b"AFW1"
 FORMAT = 1
 SIGN_CONTEXT = b"anju/firmware/v1"
 #: The product a signer certificate names to sign firmware of every product.
 ANY_PRODUCT = "anju-firmware"
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
+#: Image bytes per ``fw_chunk`` message (the last chunk may be shorter).
+CHUNK_BYTES = FW_CHUNK_BYTES
+MAX_CHUNKS = FW_MAX_CHUNKS
+MAX_IMAGE_BYTES = CHUNK_BYTES * MAX_CHUNKS  # 4 MiB
 MAX_MANIFEST_BYTES = 1024
 MIN_SIGNATURE_BYTES = 8
-#: Bytes of image per ``fw_chunk`` message (the last chunk may be shorter).
-CHUNK_BYTES = 8192
-MAX_CHUNKS = -(-MAX_IMAGE_BYTES // CHUNK_BYTES)
 MAX_PACKAGE_BYTES = (
     len(MAGIC) + 4 + MAX_MANIFEST_BYTES + 2 + MAX_CERTIFICATE_BYTES + 2 + MAX_SIGNATURE_BYTES
 ) + MAX_IMAGE_BYTES
@@ -62,7 +68,7 @@ OFFER_COMMAND = "ota.update"
 PACKAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: What a device reports in ``fw_state``, in the order they happen; ``failed`` may end any step.
-REPORT_STATES = ("downloading", "verified", "updating", "updated", "failed")
+REPORT_STATES = FW_STATES
 #: Codes a device reports with ``failed`` besides the package checks (``fw_*`` in
 #: :data:`anju.protocol.errors.CODES`), and what ``fw_chunk`` answers instead of data.
 DEVICE_FAILURE_CODES: dict[str, str] = {
