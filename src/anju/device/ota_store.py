@@ -22,7 +22,7 @@ import contextlib
 import json
 import shutil
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class Active:
     slot: str
     version: str
     sm3: bytes
-    previous: Active | None = None
+    previous: Active | None = field(default=None, compare=False)  # one step of history
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -471,10 +471,9 @@ class FirmwareService:
         return await self.act(principal.actor, self.org_of(principal), rollout_id, action)
 
     def readable_org(self, principal: Principal) -> str:
+        """The organisation whose rollouts ``principal`` may read (``devices.read``)."""
         self._require_read(principal)
-        if principal.org_id is None:
-            raise rollout_not_found()
-        return principal.org_id
+        return self.org_of(principal)
 
     async def _audit(
         self, rollout: FirmwareRollout, action: str, actor: str, details: Details
