@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,15 +16,16 @@ from typer.testing import CliRunner
 
 from anju.cli.main import app
 from anju.devices.ca import ca_public_key
-from anju.kit.crypto import SM2PrivateKey
 from anju.platform import Platform
 from anju.protocol.firmware import Package
 from anju.settings import Settings
 from tests.support.firmware import image_bytes, registered_fleet
+from tests.support.services import require_service
 
 pytestmark = pytest.mark.req("R11", "L14", "L16")
 
 runner = CliRunner()
+OPENSSL = shutil.which("openssl")
 
 
 async def invoke(settings: Settings, *args: str) -> Result:
@@ -119,9 +122,21 @@ async def test_offline_signing_with_a_certified_vendor_key(
     platform: Platform, settings: Settings, tmp_path: Path
 ) -> None:
     await registered_fleet(platform, 1)
-    key = SM2PrivateKey.generate()
-    (tmp_path / "signer.pem").write_text(key.to_pkcs8_pem())
-    (tmp_path / "signer.pub.pem").write_text(key.public_key.to_pem())
+    # The key made as docs/firmware.md says, with the openssl command line.
+    require_service("openssl binary", OPENSSL is not None)
+    assert OPENSSL is not None
+    for argv in (
+        ["genpkey", "-algorithm", "SM2", "-out", str(tmp_path / "signer.pem")],
+        [
+            "pkey",
+            "-in",
+            str(tmp_path / "signer.pem"),
+            "-pubout",
+            "-out",
+            str(tmp_path / "signer.pub.pem"),
+        ],
+    ):
+        await asyncio.to_thread(subprocess.run, [OPENSSL, *argv], check=True)
     certified = await invoke(
         settings,
         "certify-signer",

@@ -5,7 +5,9 @@ sealed, power-loss-safe :class:`~anju.device.storage.EventBuffer` first and are 
 whenever a session is up; an event leaves the buffer only once the platform's ``evt_ack`` says it
 is durably stored (at-least-once, stable ids; the platform de-duplicates resends). Commands are
 executed at most once: the id is recorded durably *before* the lock acts, and a redelivered
-command is acknowledged again with the remembered result but never executed twice.
+command is acknowledged again with the remembered result but never executed twice. Firmware
+updates (``ota.update``) are verified before anything is downloaded and installed by an A/B
+switch (:mod:`anju.device.ota`).
 """
 
 from __future__ import annotations
