@@ -14,9 +14,7 @@ from anju.device.ota import OtaAgent, OtaOptions
 from anju.device.ota_store import Job, OtaStore
 from anju.device.storage import Sm4GcmSealer, StorageError
 from anju.kit.crypto import SM2PrivateKey, random_bytes, sm3
-from anju.protocol.certificates import CertKind, issue_certificate
 from anju.protocol.firmware import (
-    ANY_PRODUCT,
     CHUNK_BYTES,
     Offer,
     b64encode,
@@ -24,6 +22,7 @@ from anju.protocol.firmware import (
     sign_package,
 )
 from tests.support.device_harness import wait_until
+from tests.support.firmware import vector_signer_cert
 from tests.vectors import protocol as v
 
 pytestmark = pytest.mark.req("L13", "L16", "R19")
@@ -39,16 +38,7 @@ def store(path: Path, key: bytes) -> OtaStore:
 
 
 def offer(image: bytes, version: str, package_id: str = "pkg-1") -> Offer:
-    cert = issue_certificate(
-        CA,
-        kind=CertKind.FIRMWARE,
-        subject=v.FIRMWARE_SIGNER_NAME,
-        se_id="",
-        product=ANY_PRODUCT,
-        public_key=SIGNER.public_key,
-        not_before=v.NOT_BEFORE,
-        not_after=v.NOT_AFTER,
-    )
+    cert = vector_signer_cert()
     package = sign_package(
         image,
         product=v.PRODUCT,

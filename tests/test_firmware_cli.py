@@ -35,6 +35,14 @@ async def invoke(settings: Settings, *args: str) -> Result:
     return await asyncio.to_thread(runner.invoke, app, argv, env=env)
 
 
+async def offline_sign(keys: Path, product: str, out: Path) -> Result:
+    """``anju firmware sign`` on a machine without the platform: key, certificate, image."""
+    argv = ["firmware", "sign", str(keys / "img"), "--product", product, "--version", "0.3.0"]
+    argv += ["--out", str(out), "--signer-key", str(keys / "signer.pem")]
+    argv += ["--signer-cert", str(keys / "signer.cert"), "--data-dir", str(keys / "no-platform")]
+    return await asyncio.to_thread(runner.invoke, app, argv)
+
+
 async def test_sign_upload_list_and_run_a_rollout_from_the_cli(
     platform: Platform, settings: Settings, tmp_path: Path
 ) -> None:
@@ -42,34 +50,15 @@ async def test_sign_upload_list_and_run_a_rollout_from_the_cli(
     image = tmp_path / "lock.bin"
     image.write_bytes(image_bytes(20_000))
     pkg = tmp_path / "lock-0.2.0.afw"
-    signed = await invoke(
-        settings,
-        "sign",
-        str(image),
-        "--product",
-        "lock-x1",
-        "--version",
-        "0.2.0",
-        "--out",
-        str(pkg),
-    )
+    sign = ("sign", str(image), "--product", "lock-x1", "--version", "0.2.0", "--out", str(pkg))
+    signed = await invoke(settings, *sign)
     assert signed.exit_code == 0, signed.output
     # The CLI runs on the system clock (the fixture's platform on a fixed one).
     manifest = Package.decode(pkg.read_bytes()).verify(
         ca_public_key(platform.keys), now=int(time.time())
     )
     assert (manifest.product, manifest.version, manifest.size) == ("lock-x1", "0.2.0", 20_000)
-    again = await invoke(
-        settings,
-        "sign",
-        str(image),
-        "--product",
-        "lock-x1",
-        "--version",
-        "0.2.0",
-        "--out",
-        str(pkg),
-    )
+    again = await invoke(settings, *sign)
     assert again.exit_code == 1  # never overwrites a file
 
     uploaded = await invoke(settings, "upload", str(pkg))
@@ -152,50 +141,12 @@ async def test_offline_signing_with_a_certified_vendor_key(
     assert certified.exit_code == 0, certified.output
     (tmp_path / "img").write_bytes(image_bytes(5000))
     # The offline machine needs only the key, its certificate and the image.
-    offline = await asyncio.to_thread(
-        runner.invoke,
-        app,
-        [
-            "firmware",
-            "sign",
-            str(tmp_path / "img"),
-            "--product",
-            "lock-x1",
-            "--version",
-            "0.3.0",
-            "--out",
-            str(tmp_path / "vendor.afw"),
-            "--signer-key",
-            str(tmp_path / "signer.pem"),
-            "--signer-cert",
-            str(tmp_path / "signer.cert"),
-            "--data-dir",
-            str(tmp_path / "no-platform-here"),
-        ],
-    )
+    offline = await offline_sign(tmp_path, "lock-x1", tmp_path / "vendor.afw")
     assert offline.exit_code == 0, offline.output
-    assert not (tmp_path / "no-platform-here").exists()
+    assert not (tmp_path / "no-platform").exists()
     assert (await invoke(settings, "upload", str(tmp_path / "vendor.afw"))).exit_code == 0
     # The vendor certificate is for lock-x1 only: a package for another product is refused.
-    other = await asyncio.to_thread(
-        runner.invoke,
-        app,
-        [
-            "firmware",
-            "sign",
-            str(tmp_path / "img"),
-            "--product",
-            "lock-y2",
-            "--version",
-            "0.3.0",
-            "--out",
-            str(tmp_path / "other.afw"),
-            "--signer-key",
-            str(tmp_path / "signer.pem"),
-            "--signer-cert",
-            str(tmp_path / "signer.cert"),
-        ],
-    )
+    other = await offline_sign(tmp_path, "lock-y2", tmp_path / "other.afw")
     assert other.exit_code == 0, other.output  # signing itself does not check the scope …
     uploaded = await invoke(settings, "upload", str(tmp_path / "other.afw"))
     assert uploaded.exit_code == 1  # … verification does

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from anju.firmware.service import FirmwareService, RolloutSpec
+from anju.gateway.client import BrokerAddress
 from anju.gateway.firmware import FirmwareOptions
 from anju.gateway.ingest import GatewayOptions
+from anju.gateway.runner import Gateway
 from anju.platform import Platform
 from anju.protocol.firmware import CHUNK_BYTES, Offer, chunk_of
 from tests.support.firmware import (
@@ -23,11 +25,22 @@ from tests.support.firmware import (
     upload,
 )
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
-from tests.support.mqtt_device import TestDevice, manufacture_registered
+from tests.support.mqtt_device import Made, TestDevice, manufacture_registered
 
 pytestmark = pytest.mark.req("R11", "L16", "R19")
 
 IMAGE = image_bytes(2 * CHUNK_BYTES + 10)  # three chunks
+
+
+async def connected(
+    made: Made, platform: Platform, gateway: Gateway, address: BrokerAddress
+) -> TestDevice:
+    """A device with a session the gateway has recorded (it can be offered firmware now)."""
+    device = TestDevice(made, platform, address)
+    await device.connect()
+    await device.handshake()
+    await wait_until(lambda: made.device_id in gateway.ingest.held_devices(), 15)
+    return device
 
 
 async def next_of(device: TestDevice, kind: str) -> dict[str, Any]:
@@ -53,10 +66,7 @@ async def test_chunks_are_served_only_for_an_offered_package(
         embedded_broker(platform) as broker,
         running_gateway(platform, broker.address, options) as gateway,
     ):
-        device = TestDevice(made, platform, broker.address)
-        await device.connect()
-        await device.handshake()
-        await wait_until(lambda: made.device_id in gateway.ingest.held_devices(), 15)
+        device = await connected(made, platform, gateway, broker.address)
         refused = await get(device, package_id, 0)
         assert (refused["data"], refused["code"]) == (None, "fw_not_offered")
 
@@ -120,10 +130,7 @@ async def test_fw_get_is_rate_limited_per_device_and_cancel_stops_serving(
         embedded_broker(platform) as broker,
         running_gateway(platform, broker.address, options) as gateway,
     ):
-        device = TestDevice(made, platform, broker.address)
-        await device.connect()
-        await device.handshake()
-        await wait_until(lambda: made.device_id in gateway.ingest.held_devices(), 15)
+        device = await connected(made, platform, gateway, broker.address)
         for index in range(5):
             device.send({"t": "fw_get", "pkg": package_id, "i": index % 3})
         answers = [await next_of(device, "fw_chunk") for _ in range(2)]

@@ -11,10 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anju.kit.crypto import SM2PrivateKey, sm3
-from anju.protocol.certificates import Certificate, CertKind, issue_certificate
+from anju.protocol.certificates import Certificate, CertKind
 from anju.protocol.errors import CODES, ProtocolError
 from anju.protocol.firmware import (
-    ANY_PRODUCT,
     CHUNK_BYTES,
     MAGIC,
     MAX_IMAGE_BYTES,
@@ -30,6 +29,7 @@ from anju.protocol.firmware import (
     signed_message,
     version_key,
 )
+from tests.support.firmware import vector_signer_cert
 from tests.vectors import protocol as v
 
 pytestmark = pytest.mark.req("L16", "R11", "R19")
@@ -39,26 +39,6 @@ OTHER_CA = SM2PrivateKey(v.OTHER_CA_PRIVATE)
 SIGNER = SM2PrivateKey(v.FIRMWARE_PRIVATE)
 NOW = v.TD_MS // 1000
 IMAGE = bytes(range(256)) * 100  # 25,600 bytes: four chunks, the last one short
-
-
-def signer_cert(
-    issuer: SM2PrivateKey = CA,
-    *,
-    kind: CertKind = CertKind.FIRMWARE,
-    product: str = ANY_PRODUCT,
-    key: SM2PrivateKey = SIGNER,
-    not_after: int = v.NOT_AFTER,
-) -> Certificate:
-    return issue_certificate(
-        issuer,
-        kind=kind,
-        subject=v.FIRMWARE_SIGNER_NAME,
-        se_id="",
-        product=product,
-        public_key=key.public_key,
-        not_before=v.NOT_BEFORE,
-        not_after=not_after,
-    )
 
 
 def package(
@@ -75,7 +55,7 @@ def package(
         version=version,
         created_ms=v.TD_MS,
         signer=key,
-        certificate=cert or signer_cert(key=key),
+        certificate=cert or vector_signer_cert(key=key),
         min_from=min_from,
     )
 
@@ -186,11 +166,11 @@ def test_wrong_signers_are_refused() -> None:
     stranger = SM2PrivateKey.generate()
     cases = {
         # A key the CA never certified, with a certificate from another CA.
-        "other_ca": package(key=stranger, cert=signer_cert(OTHER_CA, key=stranger)),
+        "other_ca": package(key=stranger, cert=vector_signer_cert(issuer=OTHER_CA, key=stranger)),
         # The CA certified this key, but as a device: not a firmware signer.
-        "device_kind": package(cert=signer_cert(kind=CertKind.GATEWAY)),
+        "device_kind": package(cert=vector_signer_cert(kind=CertKind.GATEWAY)),
         # Certified for another product only.
-        "other_product": package(cert=signer_cert(product="meter-m2")),
+        "other_product": package(cert=vector_signer_cert(product="meter-m2")),
     }
     for name, pkg in cases.items():
         assert code(lambda pkg=pkg: pkg.verify(CA.public_key, now=NOW)) == "fw_bad_signer", name
@@ -201,14 +181,14 @@ def test_wrong_signers_are_refused() -> None:
     assert code(lambda: forged.verify(CA.public_key, now=NOW)) == "fw_bad_signature"
     # A certificate for another key cannot be used to sign.
     with pytest.raises(ProtocolError) as exc:
-        package(key=stranger, cert=signer_cert())
+        package(key=stranger, cert=vector_signer_cert())
     assert exc.value.code == "fw_bad_signer"
     # Scoped to this product: accepted.
-    package(cert=signer_cert(product=v.PRODUCT)).verify(CA.public_key, now=NOW)
+    package(cert=vector_signer_cert(product=v.PRODUCT)).verify(CA.public_key, now=NOW)
 
 
 def test_expired_signer_certificate_is_refused() -> None:
-    pkg = package(cert=signer_cert(not_after=NOW - 1))
+    pkg = package(cert=vector_signer_cert(not_after=NOW - 1))
     assert code(lambda: pkg.verify(CA.public_key, now=NOW)) == "fw_signer_expired"
     assert code(lambda: pkg.verify(CA.public_key, now=NOW - 1)) == "ok"
 

@@ -23,10 +23,11 @@ from anju.gateway.client import BrokerAddress
 from anju.kit.crypto import SM2PrivateKey, random_bytes
 from anju.kit.keyring import Signer
 from anju.platform import Platform
-from anju.protocol.certificates import Certificate
-from anju.protocol.firmware import Package, sign_package
+from anju.protocol.certificates import Certificate, CertKind, issue_certificate
+from anju.protocol.firmware import ANY_PRODUCT, Package, sign_package
 from tests.support.device_harness import fast_options
 from tests.support.mqtt_device import Made, make_org
+from tests.vectors import protocol as vectors
 
 T = TypeVar("T")
 PRODUCT = "lock-x1"
@@ -169,3 +170,25 @@ async def poll(
                 if await check(session):
                     return
             await asyncio.sleep(0.1)
+
+
+def vector_signer_cert(
+    *,
+    issuer: SM2PrivateKey | None = None,
+    key: SM2PrivateKey | None = None,
+    kind: CertKind = CertKind.FIRMWARE,
+    product: str = ANY_PRODUCT,
+    not_after: int = vectors.NOT_AFTER,
+) -> Certificate:
+    """A signer certificate from the worked example's CA (or ``issuer``) for the example's
+    firmware key (or ``key``); the other fields may be varied for negative tests."""
+    return issue_certificate(
+        issuer or SM2PrivateKey(vectors.CA_PRIVATE),
+        kind=kind,
+        subject=vectors.FIRMWARE_SIGNER_NAME,
+        se_id="",
+        product=product,
+        public_key=(key or SM2PrivateKey(vectors.FIRMWARE_PRIVATE)).public_key,
+        not_before=vectors.NOT_BEFORE,
+        not_after=not_after,
+    )

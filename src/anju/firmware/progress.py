@@ -110,7 +110,7 @@ class RolloutProgress:
                     return
             rollout.current_stage += 1
             offered = await self.dispatch_pending(rollout)
-            await self._audit_rollout(
+            await self.audit_rollout(
                 rollout,
                 "firmware.rollout.stage_started",
                 actor=SYSTEM,
@@ -180,7 +180,7 @@ class RolloutProgress:
         withdrawn = await self.withdraw(rollout, to=DeviceState.PENDING, actor=actor)
         self.counters.pauses += 1
         total, updated, failed, _ = await self.started_counts(rollout)
-        await self._audit_rollout(
+        await self.audit_rollout(
             rollout,
             "firmware.rollout.paused",
             actor=actor,
@@ -201,7 +201,7 @@ class RolloutProgress:
         now = self.clock.now()
         rollout.status = RolloutStatus.COMPLETED
         rollout.finished_at = rollout.updated_at = now
-        await self._audit_rollout(
+        await self.audit_rollout(
             rollout,
             "firmware.rollout.completed",
             actor=SYSTEM,
@@ -344,7 +344,7 @@ class RolloutProgress:
             rollout.updated_at = self.clock.now()
         return len(ids)
 
-    async def _audit_rollout(
+    async def audit_rollout(
         self,
         rollout: FirmwareRollout,
         action: str,

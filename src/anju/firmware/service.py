@@ -269,11 +269,11 @@ class FirmwareService:
                 )
             )
         await self.session.flush()
-        await self._audit(
+        await self.progress.audit_rollout(
             rollout,
             "firmware.rollout.created",
-            actor,
-            {
+            actor=actor,
+            details={
                 "package": package.id,
                 "product": package.product_key,
                 "version": package.version,
@@ -390,7 +390,9 @@ class FirmwareService:
             rollout.paused_reason = None
             details["accepted_failures"] = failed
         await self.session.flush()
-        await self._audit(rollout, f"firmware.rollout.{_PAST[action]}", actor, details)
+        await self.progress.audit_rollout(
+            rollout, f"firmware.rollout.{_PAST[action]}", actor=actor, details=details
+        )
         if target == RolloutStatus.RUNNING:
             if action == "resume":
                 await self.progress.dispatch_pending(rollout)
@@ -474,18 +476,6 @@ class FirmwareService:
         """The organisation whose rollouts ``principal`` may read (``devices.read``)."""
         self._require_read(principal)
         return self.org_of(principal)
-
-    async def _audit(
-        self, rollout: FirmwareRollout, action: str, actor: str, details: Details
-    ) -> None:
-        await self.audit.record(
-            self.session,
-            action=action,
-            actor=actor,
-            org_id=rollout.org_id,
-            target=f"firmware-rollout:{rollout.id}",
-            details={"rollout": rollout.id, **details},
-        )
 
 
 _PAST = {"start": "started", "resume": "resumed", "cancel": "cancelled"}
