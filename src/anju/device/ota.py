@@ -180,8 +180,8 @@ class OtaAgent:
                 await self._work()
             except _Offline:
                 continue  # on_session wakes us
-            except AnjuError as exc:
-                log.warning("firmware update stopped: %s", exc)
+            except Exception:  # the lock keeps working; the job is retried on the next wake
+                log.exception("firmware update step failed")
 
     # --- the update ------------------------------------------------------------------------
     async def _work(self) -> None:
