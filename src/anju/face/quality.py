@@ -81,6 +81,7 @@ def geometry_reasons(
         or face.bottom > height + margin_y
     ):
         reasons.append(Reason.FACE_CUT_OFF)
+        return reasons  # the pose of half a face means nothing: first get the whole face in
     low, high = policy.pitch_ratio_range
     if (
         abs(pose.yaw) > policy.max_abs_yaw

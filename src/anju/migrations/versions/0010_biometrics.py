@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_biometric_templates"),
-        sa.UniqueConstraint(
-            "subject_id", "version", name="uq_biometric_templates_subject_id_version"
-        ),
+        sa.UniqueConstraint("subject_id", "version", name="uq_biometric_templates_subject_id"),
     )
     op.create_index("ix_biometric_templates_subject_id", "biometric_templates", ["subject_id"])
 
