@@ -57,11 +57,11 @@ def face_count_reasons(
 
 def geometry_reasons(
     face: Detection,
-    pose: Pose,
+    pose: Pose | None,
     image_shape: tuple[int, ...],
     policy: QualityPolicy = DEFAULT_QUALITY,
 ) -> list[Reason]:
-    """Size, cut-off and pose gates (no pixels needed)."""
+    """Size, cut-off and pose gates; ``pose`` None skips the pose gate (liveness frames turn)."""
     reasons: list[Reason] = []
     height, width = image_shape[:2]
     if face.width < policy.min_face_width:
@@ -82,6 +82,8 @@ def geometry_reasons(
     ):
         reasons.append(Reason.FACE_CUT_OFF)
         return reasons  # the pose of half a face means nothing: first get the whole face in
+    if pose is None:
+        return reasons
     low, high = policy.pitch_ratio_range
     if (
         abs(pose.yaw) > policy.max_abs_yaw
