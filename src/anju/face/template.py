@@ -40,7 +40,7 @@ _FORMAT = 0x01
 _SALT = b"anju/face-template/v1"
 _U32 = struct.Struct(">I")
 #: Match when at most this fraction of bits differ (calibration: docs/biometrics.md).
-HAMMING_THRESHOLD = 0.14
+HAMMING_THRESHOLD = 0.115
 
 
 def derive_template_key(secret: bytes, subject_id: str, version: int) -> bytes:
