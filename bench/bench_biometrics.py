@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from tests.support import face_derive as derive
+from tests.support.face_images import IDENTITY, INDEPENDENT, FacePhotos, face_photo_dir
 
 from anju.face.engine import FaceEngine
 from anju.face.template import derive_template_key, hamming_fraction, protect
-from tests.support import face_derive as derive
-from tests.support.face_images import IDENTITY, INDEPENDENT, FacePhotos, face_photo_dir
 
 
 def peak_mib() -> float:
@@ -72,7 +72,8 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = FaceEngine()
     print(
-        f"{'engine load (models from packages)':<58} {(time.perf_counter() - t0) * 1e3:>9.1f} ms wall"
+        f"{'engine load (models from packages)':<58} "
+        f"{(time.perf_counter() - t0) * 1e3:>9.1f} ms wall"
     )
 
     document = derive.fit(photos["obama.jpg"], 640, 480)
@@ -100,7 +101,8 @@ def main() -> None:
     timed("  align only (dlib 5-point + chip)", 20, lambda: engine.embedder.align(image, face))
     timed("  embed only (dlib ResNet, 150×150 chip)", 10, lambda: engine.embedder.embed(chip))
     print(
-        f"{'peak memory (RSS) after the pipeline ran':<58} {peak_mib():>9.1f} MiB (before models: {base:.1f} MiB)"
+        f"{'peak memory (RSS) after the pipeline ran':<58} {peak_mib():>9.1f} MiB "
+        f"(before models: {base:.1f} MiB)"
     )
 
     key = derive_template_key(bytes(32), "subject", 1)
@@ -136,15 +138,19 @@ def main() -> None:
             hamming_fraction(protect(samples[x], k), protect(samples[y], k))
         )
     print(
-        f"\nseparation on {len(keys)} samples of {len(set(IDENTITY[n] for n in INDEPENDENT))} people "
+        f"\nseparation on {len(keys)} samples of {len({IDENTITY[n] for n in INDEPENDENT})} "
+        "people "
         f"({len(raw_g)} genuine, {len(raw_i)} impostor pairs):"
     )
-    print(
-        f"  raw Euclidean:   genuine {min(raw_g):.3f}–{max(raw_g):.3f}, impostor {min(raw_i):.3f}–{max(raw_i):.3f}, d' = {d_prime(raw_g, raw_i):.2f}"
-    )
-    print(
-        f"  protected Hamming: genuine {min(prot_g):.3f}–{max(prot_g):.3f}, impostor {min(prot_i):.3f}–{max(prot_i):.3f}, d' = {d_prime(prot_g, prot_i):.2f}"
-    )
+    for label, genuine, impostor in (
+        ("raw Euclidean", raw_g, raw_i),
+        ("protected Hamming", prot_g, prot_i),
+    ):
+        print(
+            f"  {label:<18} genuine {min(genuine):.3f}–{max(genuine):.3f}, "
+            f"impostor {min(impostor):.3f}–{max(impostor):.3f}, "
+            f"d' = {d_prime(genuine, impostor):.2f}"
+        )
     secrets_ = [bytes([i]) * 32 for i in range(6)]
     mated, non_mated = [], []
     for s1, s2 in itertools.combinations(secrets_, 2):  # two deployments (or two versions)
@@ -158,7 +164,8 @@ def main() -> None:
     print(
         f"unlinkability across keys: mated {np.mean(mated):.3f}±{np.std(mated):.3f} "
         f"(n={len(mated)}), non-mated {np.mean(non_mated):.3f}±{np.std(non_mated):.3f} "
-        f"(n={len(non_mated)}), D↔sys = {d_linkability(mated, non_mated):.3f} (0 = unlinkable, 1 = fully linkable)"
+        f"(n={len(non_mated)}), D↔sys = {d_linkability(mated, non_mated):.3f} "
+        "(0 = unlinkable, 1 = fully linkable)"
     )
     # What the estimator gives for two sets that are unlinkable by construction (both non-mated,
     # the first as small as the mated set): the noise floor of D↔ at these sample sizes.
