@@ -14,6 +14,7 @@ from anju.protocol.certificates import Certificate, CertKind, issue_certificate
 from anju.protocol.channel import Direction, SecureChannel
 from anju.protocol.handshake import DeviceHandshake, GatewayHandshake, ReplayCache
 from anju.protocol.reference import SoftwareKeyStore
+from anju.protocol.reset import check_reset
 from tests.vectors import ec
 from tests.vectors import protocol as v
 
@@ -144,6 +145,36 @@ def test_data_frames_reproduce_and_open() -> None:
     assert header + sealed == v.CMD_FRAME
 
 
+@pytest.mark.req("L14", "L16")
+def test_evt_ack_and_reset_reproduce() -> None:
+    now = {"ms": v.CMD_TIME_MS}
+    platform = SecureChannel(
+        v.DEVICE_ID, v.SESSION_ID, v.K_DOWN, v.K_UP, Direction.DOWN, lambda: now["ms"]
+    )
+    assert platform.seal(v.CMD_MESSAGE) == v.CMD_FRAME
+    now["ms"] = v.EVT_ACK_TIME_MS
+    assert platform.seal(v.EVT_ACK_MESSAGE) == v.EVT_ACK_FRAME
+    device = SecureChannel(
+        v.DEVICE_ID, v.SESSION_ID, v.K_UP, v.K_DOWN, Direction.UP, lambda: now["ms"]
+    )
+    assert device.open(v.CMD_FRAME) == v.CMD_MESSAGE
+    assert device.open(v.EVT_ACK_FRAME) == v.EVT_ACK_MESSAGE
+    # RESET: the prefix and signed message are exact; the published signature verifies,
+    # independently of the product code, under the gateway key.
+    assert frames.reset_prefix(v.SESSION_ID, v.RESET_TIME_MS) == v.RESET_PREFIX
+    assert frames.reset_signed_message(v.DEVICE_ID, v.RESET_PREFIX) == v.RESET_SIGNED_MESSAGE
+    assert b"anju/reset/v1" + sm3(v.DEVICE_ID.encode() + v.RESET_PREFIX) == v.RESET_SIGNED_MESSAGE
+    assert _independent_verify(GATEWAY.public_key.raw, v.RESET_SIGNED_MESSAGE, v.RESET_SIGNATURE)
+    named = check_reset(
+        v.RESET_PREFIX + v.RESET_SIGNATURE,
+        device_id=v.DEVICE_ID,
+        sessions=[(v.SESSION_ID, GATEWAY.public_key)],
+        now_ms=v.RESET_TIME_MS,
+        window_ms=300_000,
+    )
+    assert named == v.SESSION_ID
+
+
 class _FixedSignatureKeyStore(SoftwareKeyStore):
     """Signs with the published HELLO signature (SM2 signatures are randomised)."""
 
@@ -196,5 +227,9 @@ def test_docs_print_the_same_values() -> None:
         "K_DOWN",
         "CONFIRM_FRAME",
         "CMD_FRAME",
+        "EVT_ACK_FRAME",
+        "RESET_PREFIX",
+        "RESET_SIGNED_MESSAGE",
+        "RESET_SIGNATURE",
     ):
         assert getattr(v, name).hex() in flat, name

@@ -146,3 +146,20 @@ CMD_FRAME = bytes.fromhex(
     "cf2c58888e5f6a8c01bdcfe94ab0ec131be6807bd1b9977ea7481149868cf8694fe284ea2eeef0e35305e3db"
     "6f847f427c0526"
 )
+
+# The session's first evt_ack (down, seq 2) and a RESET of the session ten minutes later.
+EVT_ACK_MESSAGE = {"t": "evt_ack", "ids": ["e-0001"]}
+EVT_ACK_TIME_MS = CMD_TIME_MS + 500
+EVT_ACK_FRAME = bytes.fromhex(
+    "01105e55105e55105e5500000000000000020000019b88e0f4bef823b773a1ce3c154c401f938c92b51f9425"
+    "d6857ad2b85bbdb44b91b408cfee3191516e36b58ef8b127cf7ee931dfbe"
+)
+RESET_TIME_MS = CMD_TIME_MS + 600_000
+RESET_PREFIX = bytes.fromhex("01035e55105e55105e550000019b88ea1a8a")
+RESET_SIGNED_MESSAGE = bytes.fromhex(
+    "616e6a752f72657365742f7631e74ffdb541dc21f5e027ae025240c74a61be5d8b0dc4e71f922500f6675ddaac"
+)
+RESET_SIGNATURE = bytes.fromhex(  # randomised: one valid instance
+    "304402206ad5cff784c3cbe308fe19d841311f3b62245f2a27fe0d3e0eb0a063107a255402205b7ad0114eb4"
+    "ed2fcecd4ec7d608e311ba79d29819234707830fc312a8983d4b"
+)

@@ -2,7 +2,8 @@
 
 State: locked/unlocked, battery, firmware version, signal, operator attributes. Events go to a
 sealed, power-loss-safe :class:`~anju.device.storage.EventBuffer` first and are uploaded in order
-whenever a session is up (at-least-once, stable ids; the platform de-duplicates). Commands are
+whenever a session is up; an event leaves the buffer only once the platform's ``evt_ack`` says it
+is durably stored (at-least-once, stable ids; the platform de-duplicates resends). Commands are
 executed at most once: the id is recorded durably *before* the lock acts, and a redelivered
 command is acknowledged again with the remembered result but never executed twice.
 """
@@ -63,6 +64,8 @@ class LockConfig:
 
     buffer_capacity: int = 512
     upload_batch: int = 50
+    #: Seconds to wait for the platform's evt_ack of an uploaded batch before sending it again.
+    ack_timeout_s: float = 30.0
     state_interval_s: float = 300.0
     firmware: str = FIRMWARE_VERSION
 
@@ -71,7 +74,8 @@ class LockConfig:
 class LockStats:
     """What the simulator summarises."""
 
-    events_sent: int = 0
+    events_sent: int = 0  # acknowledged by the platform (stored there)
+    events_resent: int = 0
     commands_executed: int = 0
     commands_redelivered: int = 0
     acks_sent: int = 0
@@ -127,6 +131,10 @@ class LockFirmware:
             **client_kwargs,
         )
         self._wake_uploader = asyncio.Event()
+        # ids of the uploaded batch the platform has not acknowledged yet
+        self._unacked: set[str] = set()
+        self._batch_acked = asyncio.Event()
+        self._new_session = asyncio.Event()
         self._state_due = asyncio.Event()
         self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
             "unlock": self._cmd_unlock,
@@ -203,6 +211,11 @@ class LockFirmware:
 
     # -- commands -------------------------------------------------------------------------------
     async def _on_message(self, message: dict[str, Any]) -> None:
+        if message["t"] == "evt_ack":
+            self._unacked.difference_update(message["ids"])
+            if not self._unacked:
+                self._batch_acked.set()
+            return
         if message["t"] != "cmd":
             return
         command_id: str = message["id"]
@@ -266,25 +279,54 @@ class LockFirmware:
     # -- connection life ------------------------------------------------------------------------
     async def _on_session(self) -> None:
         self._state_due.set()
+        self._new_session.set()
         self._wake_uploader.set()
 
     async def _upload(self) -> None:
-        """Send pending events in id order; mark them uploaded once the broker has them all."""
+        """Send pending events in id order, a batch at a time; a batch leaves the buffer once the
+        platform acknowledged every event in it (evt_ack), and is sent again (same ids) after a
+        timeout or on the next session otherwise."""
         while True:
             await self._wake_uploader.wait()
             self._wake_uploader.clear()
+            attempts = 0
             while self.client.connected:
                 batch = self.buffer.pending(self.config.upload_batch)
                 if not batch:
                     break
+                messages = [json.loads(event.record) for event in batch]
+                self._unacked = {message["id"] for message in messages}
+                self._batch_acked.clear()
+                self._new_session.clear()
+                if attempts:
+                    self.stats.events_resent += len(messages)
+                attempts += 1
                 try:
-                    for event in batch:
-                        self.client.send(json.loads(event.record))
+                    for message in messages:
+                        self.client.send(message)
                     await self.client.flush()
                 except (NotConnected, TimeoutError):
                     break  # resent (same ids) after the next handshake
+                if not await self._acknowledged():
+                    continue  # no ack in time, or a new session: send the batch again
+                attempts = 0
                 self.buffer.mark_uploaded(batch[-1].id)
                 self.stats.events_sent += len(batch)
+
+    async def _acknowledged(self) -> bool:
+        """Wait for the evt_ack of the batch in flight; False on timeout or a new session."""
+        acked = asyncio.ensure_future(self._batch_acked.wait())
+        renewed = asyncio.ensure_future(self._new_session.wait())
+        try:
+            await asyncio.wait(
+                {acked, renewed},
+                timeout=self.config.ack_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            acked.cancel()
+            renewed.cancel()
+        return self._batch_acked.is_set()
 
     async def _report_state(self) -> None:
         """Send ``state`` on change, on request, on each new session and periodically."""

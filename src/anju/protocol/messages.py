@@ -123,6 +123,19 @@ def _is_flat_report(v: Any) -> bool:
     )
 
 
+#: At most this many event ids in one ``evt_ack``.
+MAX_ACK_IDS = 256
+
+
+def _id_list(v: Any) -> bool:
+    """1 to MAX_ACK_IDS event ids."""
+    return (
+        isinstance(v, list)
+        and 1 <= len(v) <= MAX_ACK_IDS
+        and all(isinstance(x, str) and _ID.fullmatch(x) for x in v)
+    )
+
+
 _TIME_MS = _int(0, MAX_INT)
 _TEXT64 = _str(re.compile(r"[\x20-\x7e]{1,64}"))
 
@@ -151,6 +164,7 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
             {},
         ),
         "rekey": ({}, {}),
+        "evt_ack": ({"ids": _id_list}, {}),
     },
 }
 
