@@ -92,3 +92,24 @@ def test_the_storage_form_round_trips_and_refuses_garbage(embeddings) -> None:
         derive_template_key(SECRET_A, "s", 0)
     with pytest.raises(ValueError, match="128 values"):
         protect(embeddings["biden.jpg"][:64], derive_template_key(SECRET_A, "s", 1))
+
+
+@pytest.mark.req("L14")
+def test_an_older_keyring_gets_the_template_secret_on_upgrade(tmp_path) -> None:
+    import json
+
+    from anju.errors import KeyUnavailable
+    from anju.kit.keyring import FileKeyProvider
+
+    path = tmp_path / "keys" / "keyring.json"
+    FileKeyProvider.create(path)
+    data = json.loads(path.read_text())
+    del data["secrets"]["biometric-template"]  # as written before biometrics existed
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+    with pytest.raises(KeyUnavailable, match="anju db upgrade"):
+        FileKeyProvider.load(path).secret("biometric-template")
+    assert FileKeyProvider.load(path).add_missing_named_keys() == ["biometric-template"]
+    secret = FileKeyProvider.load(path).secret("biometric-template")
+    assert len(secret) == 32
+    assert secret != FileKeyProvider.load(path).secret("blind-index")
