@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "anju.devices.models",
     "anju.devices.command_models",
     "anju.gateway.models",
+    "anju.biometrics.models",
     "anju.firmware.models",
 )
 

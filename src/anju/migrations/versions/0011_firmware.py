@@ -1,14 +1,14 @@
 """Firmware updates: packages, staged rollouts, per-device rollout states.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010_biometrics
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010_biometrics"
 branch_labels = None
 depends_on = None
 
