@@ -25,22 +25,14 @@ from tests.support import face_derive as derive
 from tests.support.face_images import FacePhotos
 from tests.support.image_residue import (
     find_residue,
+    private_tempdir,
     residue_patterns,
     scan_for_residue,
     watch_file_writes,
 )
-from tests.support.plaintext_scan import libpq_url, pg_dump_schema, sqlite_storage_files
+from tests.support.plaintext_scan import platform_storage_files
 
 FRONT_DESK = Operator(actor="account:frontdesk-1", device="kiosk-lobby-01", org_id="org-1")
-
-
-def _storage_files(platform: Platform, workdir: Path) -> list[Path]:
-    url = platform.settings.resolved_database_url
-    if url.startswith("sqlite"):
-        return sqlite_storage_files(Path(url.split("///", 1)[1]))
-    libpq, schema = libpq_url(url)
-    assert schema is not None
-    return [pg_dump_schema(libpq, schema, workdir / "dump.sql")]
 
 
 @pytest.mark.req("L7", "L8", "L12", "F2", "R9", "R10")
@@ -54,10 +46,7 @@ async def test_a_document_check_leaves_no_image_anywhere_and_is_logged(
 ) -> None:
     document = derive.jpeg(derive.scaled(face_photos["obama.jpg"], 0.4), quality=80)
     live = face_photos["obama3.jpg"]
-    private_tmp = tmp_path / "private-tmp"
-    private_tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(private_tmp))
-    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    private_tmp = private_tempdir(tmp_path, monkeypatch)
     caplog.set_level(logging.DEBUG)
 
     with watch_file_writes() as writes:
@@ -76,7 +65,7 @@ async def test_a_document_check_leaves_no_image_anywhere_and_is_logged(
         "embedding-f64": embedding[:4].tobytes(),
         "embedding-f32": embedding[:4].astype(np.float32).tobytes(),
     }
-    stored = _storage_files(platform, tmp_path)
+    stored = platform_storage_files(platform.settings.resolved_database_url, tmp_path)
     assert stored
     assert scan_for_residue([*stored, platform.settings.data_dir], patterns) == []
     assert find_residue(caplog.text.encode(), patterns) == []
@@ -128,7 +117,12 @@ async def test_templates_are_sealed_compared_in_the_protected_domain_and_revocab
     # The stored bytes are sealed: neither the template's bits nor the embedding are in storage.
     template = protect(face_engine.sample(face_photos["obama.jpg"]).embedding, key_v1)
     patterns = {f"template[{i}]": template.bits[i : i + 24] for i in (0, 40, 100)}
-    assert scan_for_residue(_storage_files(platform, tmp_path), patterns) == []
+    assert (
+        scan_for_residue(
+            platform_storage_files(platform.settings.resolved_database_url, tmp_path), patterns
+        )
+        == []
+    )
 
     async with platform.db.transaction() as session:
         svc = BiometricService(platform, session, engine=face_engine)

@@ -23,7 +23,7 @@ from anju.face.liveness import (
 )
 from anju.face.reasons import Reason
 from tests.support import face_derive as derive
-from tests.support.face_frames import performance
+from tests.support.face_frames import HOPPER_BOX, performance, portrait
 from tests.support.face_images import FacePhotos
 
 pytestmark = pytest.mark.req("F4", "L8")
@@ -32,15 +32,9 @@ T0 = 1_760_000_000_000  # ms
 ORDER = (Action.TURN_LEFT, Action.LOOK_UP, Action.TURN_RIGHT)
 
 
-def _portrait(photo: bytes, box: tuple[float, float, float, float]) -> np.ndarray:
-    img = derive.load(derive.crop(photo, *box))
-    img.thumbnail((320, 320))
-    return np.asarray(img)
-
-
 @pytest.fixture(scope="module")
 def hopper(face_photos: FacePhotos, face_engine: FaceEngine):
-    image = _portrait(face_photos["grace_hopper.jpg"], (0.1, 0.05, 0.9, 0.75))
+    image = portrait(face_photos["grace_hopper.jpg"], HOPPER_BOX)
     return image, face_engine.detector.detect(image)[0]
 
 
@@ -128,7 +122,7 @@ def test_a_swap_to_another_face_is_rejected(
     checker: LivenessChecker, hopper, face_photos: FacePhotos, face_engine: FaceEngine
 ) -> None:
     image, face = hopper
-    other = _portrait(face_photos["obama.jpg"], (0.3, 0.05, 0.78, 0.45))
+    other = portrait(face_photos["obama.jpg"], (0.3, 0.05, 0.78, 0.45))
     other = np.asarray(Image.fromarray(other).resize((image.shape[1], image.shape[0])))
     other_face = face_engine.detector.detect(other)[0]
     first = performance(image, face, ORDER[:1], start_ms=T0 + 500)

@@ -14,6 +14,8 @@ from anju.api.middleware import (
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
+from anju.biometrics.endpoints import IMAGE_PATHS
+from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
 from anju.platform import Platform
 from anju.protocol.firmware import MAX_PACKAGE_BYTES
 
@@ -31,6 +33,7 @@ def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
     from anju.accounts.endpoints import router as accounts_router
     from anju.audit.endpoints import router as audit_router
+    from anju.biometrics.endpoints import router as biometrics_router
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
@@ -40,6 +43,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(devices_router)
     app.include_router(device_commands_router)
     app.include_router(firmware_router)
+    app.include_router(biometrics_router)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -63,12 +67,12 @@ def create_app(platform: Platform) -> FastAPI:
     check_transaction_scope(app)
 
     # Added inner to outer: the last one added sees the request first.
-    app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_bytes=platform.settings.max_request_bytes,
-        # Firmware package files are the one larger body (images up to 4 MiB).
-        larger={FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, platform.settings.max_request_bytes)},
-    )
+    default = platform.settings.max_request_bytes
+    # Larger bodies on exactly these paths: firmware package files (images up to 4 MiB) and
+    # remote face checks (a document photo and a frame sequence, base64 in JSON).
+    larger = {FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, default)}
+    larger.update(dict.fromkeys(IMAGE_PATHS, max(FACE_CHECK_BODY_BYTES, default)))
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=default, larger=larger)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)

@@ -75,3 +75,13 @@ async def make_member(
         allow_password_change=True,
     )
     return account.id, member_token
+
+
+async def make_member_with_role(
+    platform: Platform, clock: FixedClock, admin: Admin, token: str, login: str, role: str
+) -> str:
+    """A new account of ``admin``'s organisation holding ``role``; its session token."""
+    account_id, member_token = await make_member(platform, clock, admin, token, login)
+    await step_up(platform, clock, admin, token)
+    await as_principal(platform, token, lambda s, p: s.grant_role(p, account_id, role))
+    return member_token

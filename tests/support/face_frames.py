@@ -11,13 +11,17 @@ tests built on it show the liveness *logic* works on pose changes of realistic s
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from anju.face.detector import Detection
 from anju.face.liveness import Action, Frame
+from tests.support import face_derive as derive
 
 #: (yaw, pitch) in degrees of the peak of each movement; the person's left turn moves the nose
 #: towards the right of the (non-mirrored) image.
@@ -93,3 +97,21 @@ def performance(
         noisy = np.clip(warped.astype(np.int16) + rng.integers(-3, 4, warped.shape), 0, 255)
         frames.append(Frame(start_ms + i * step_ms, noisy.astype(np.uint8)))
     return frames
+
+
+def portrait(photo: bytes, box: tuple[float, float, float, float]) -> NDArray[np.uint8]:
+    """A head-and-shoulders crop of ``photo`` (box as fractions), at most 320 px a side."""
+    img = derive.load(derive.crop(photo, *box))
+    img.thumbnail((320, 320))
+    return np.asarray(img)
+
+
+#: The crop of grace_hopper.jpg the liveness tests perform with.
+HOPPER_BOX = (0.1, 0.05, 0.9, 0.75)
+
+
+def frame_json(frame: Frame, quality: int = 92) -> dict[str, object]:
+    """A frame as a remote client sends it: capture time and a base64 JPEG."""
+    out = io.BytesIO()
+    Image.fromarray(frame.image).save(out, "JPEG", quality=quality)
+    return {"at_ms": frame.at_ms, "image": base64.b64encode(out.getvalue()).decode()}

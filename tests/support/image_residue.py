@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -117,3 +118,13 @@ def scan_for_residue(paths: Iterable[Path], patterns: dict[str, bytes]) -> list[
         for file in files:
             hits += [f"{file}: {h}" for h in find_residue(file.read_bytes(), patterns)]
     return hits
+
+
+def private_tempdir(tmp_path: Path, monkeypatch: Any) -> Path:
+    """An empty directory that ``tempfile`` and child processes use (``TMPDIR``) for the rest
+    of the test: a temporary file made by any code under test lands there, where it is seen."""
+    private = tmp_path / "private-tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    return private

@@ -45,6 +45,7 @@ class Cap(StrEnum):
     PROPERTIES_READ = "properties.read"
     ACCESS_MANAGE = "access.manage"  # issue, freeze, revoke credentials
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
+    BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
             Cap.PROPERTIES_READ,
+            Cap.BIOMETRICS_VERIFY,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -105,6 +107,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.ACCESS_MANAGE,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
+            Cap.BIOMETRICS_VERIFY,
         ),
         _info(
             Role.LANDLORD,
@@ -119,9 +122,9 @@ ROLES: dict[Role, RoleInfo] = {
     )
 }
 
-#: Capabilities that reveal personal information in any form (clear or masked).
+#: Capabilities that reveal or process personal information in any form (clear, masked, faces).
 PI_CAPABILITIES: frozenset[Cap] = frozenset(
-    {Cap.PI_READ, Cap.PI_WRITE, Cap.PI_READ_MASKED, Cap.OFFICER_QUERY}
+    {Cap.PI_READ, Cap.PI_WRITE, Cap.PI_READ_MASKED, Cap.OFFICER_QUERY, Cap.BIOMETRICS_VERIFY}
 )
 
 #: L7: administrator, auditor and data operator are three different people.

@@ -47,3 +47,24 @@ class FaceTemplate(Base):
     template: Mapped[Sealed | None] = mapped_column(EncryptedPI(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LivenessChallenge(Base):
+    """A liveness challenge the platform issued for a remote check (F8): single use, short-lived,
+    bound to who asked for it, the person checked and what it is for."""
+
+    __tablename__ = "biometric_challenges"
+    __table_args__ = (
+        Index("ix_biometric_challenges_expires_at", "expires_at"),
+        Index("ix_biometric_challenges_actor", "actor"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(SUBJECT_ID_LENGTH), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    actions: Mapped[str] = mapped_column(String(64))  # comma-separated, in the order asked
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

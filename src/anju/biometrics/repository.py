@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.biometrics.models import FaceCapture, FaceTemplate
+from anju.biometrics.models import FaceCapture, FaceTemplate, LivenessChallenge
 
 
 class BiometricsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: FaceCapture | FaceTemplate) -> None:
+    async def add(self, row: FaceCapture | FaceTemplate | LivenessChallenge) -> None:
         self.session.add(row)
         await self.session.flush()
 
@@ -47,3 +48,44 @@ class BiometricsRepository:
             .order_by(FaceTemplate.version)
         )
         return (await self.session.execute(query)).scalars().all()
+
+    # --- liveness challenges ---------------------------------------------------------------
+    async def open_challenges(self, actor: str, now: datetime) -> int:
+        """How many unused, unexpired challenges ``actor`` holds."""
+        query = select(func.count()).where(
+            LivenessChallenge.actor == actor,
+            LivenessChallenge.used_at.is_(None),
+            LivenessChallenge.expires_at > now,
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def purge_challenges(self, now: datetime) -> None:
+        """Forget expired challenges (used or not): they can never be claimed again."""
+        await self.session.execute(
+            delete(LivenessChallenge).where(LivenessChallenge.expires_at <= now)
+        )
+
+    async def claim_challenge(
+        self, challenge_id: str, actor: str, now: datetime
+    ) -> LivenessChallenge | None:
+        """Mark ``actor``'s challenge used if it was not; the row when this call was the one
+        that did. One conditional UPDATE: of two concurrent claims exactly one changes the row,
+        and nobody else's claim can use up (or find out about) another actor's challenge.
+        """
+        result = await self.session.execute(
+            update(LivenessChallenge)
+            .where(
+                LivenessChallenge.id == challenge_id,
+                LivenessChallenge.actor == actor,
+                LivenessChallenge.used_at.is_(None),
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        return await self.session.get(LivenessChallenge, challenge_id, populate_existing=True)
+
+    async def challenge_of(self, challenge_id: str, actor: str) -> LivenessChallenge | None:
+        row = await self.session.get(LivenessChallenge, challenge_id)
+        return row if row is not None and row.actor == actor else None

@@ -73,6 +73,7 @@ class TemplateCheck:
     threshold: float
     version: int | None
     reasons: list[Reason] = field(default_factory=list)
+    capture_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -123,30 +124,30 @@ class BiometricService:
         self, document: bytes, live: bytes, operator: Operator, *, subject_id: str | None = None
     ) -> Verification:
         """Compare an ID document photo with a live capture; nothing of either is kept."""
-        _check_subject(subject_id)
+        check_subject(subject_id)
         result = await asyncio.to_thread(self.engine.verify, document, live)
         reasons = [r for what in ("document", "live") for r in result.reasons.get(what, [])]
-        await self._log("document_1to1", result.decision, reasons, operator, subject_id)
+        await self.record_capture("document_1to1", result.decision, reasons, operator, subject_id)
         return result
 
     # --- templates (F3) --------------------------------------------------------------------
     async def enrol(self, subject_id: str, live: bytes, operator: Operator) -> Enrolment:
         """Make the subject's next template version from a live capture (earlier ones revoked)."""
-        _check_subject(subject_id)
+        check_subject(subject_id)
         try:
             sample = await asyncio.to_thread(self.engine.sample, live, what="live")
         except FaceRefused as refused:
-            await self._log("enrol", "refused", refused.reasons, operator, subject_id)
+            await self.record_capture("enrol", "refused", refused.reasons, operator, subject_id)
             return Enrolment("refused", None, refused.reasons)
         version = await self._store(subject_id, sample, operator)
-        await self._log("enrol", "enrolled", [], operator, subject_id)
+        await self.record_capture("enrol", "enrolled", [], operator, subject_id)
         return Enrolment("enrolled", version, [])
 
     async def store_protected(
         self, subject_id: str, version: int, template: ProtectedTemplate, operator: Operator
     ) -> None:
         """Keep a template a device protected under this subject's key ``version`` (device path)."""
-        _check_subject(subject_id)
+        check_subject(subject_id)
         if version != await self._repo.latest_version(subject_id) + 1:
             raise InvalidInput(
                 "模板版本必须是下一个版本 / the template version must be the subject's next one",
@@ -154,7 +155,7 @@ class BiometricService:
             )
         await self._revoke_active(subject_id)
         await self._insert(subject_id, version, template)
-        await self._log("device_enrol", "enrolled", [], operator, subject_id)
+        await self.record_capture("device_enrol", "enrolled", [], operator, subject_id)
 
     def template_key(self, subject_id: str, version: int) -> bytes:
         """The projection key of ``version`` (sent only to devices enrolling this subject)."""
@@ -164,15 +165,29 @@ class BiometricService:
         self, subject_id: str, live: bytes, operator: Operator
     ) -> TemplateCheck:
         """Compare a live capture with the subject's stored template, in the protected domain."""
-        _check_subject(subject_id)
-        row = await self._repo.active_template(subject_id)
-        if row is None or row.template is None:
-            raise NotFound(f"没有有效的人脸模板 / no face template in force for {subject_id}")
+        check_subject(subject_id)
+        row = await self._template_in_force(subject_id)
         try:
             sample = await asyncio.to_thread(self.engine.sample, live, what="live")
         except FaceRefused as refused:
-            await self._log("template_1to1", "refused", refused.reasons, operator, subject_id)
+            await self.record_capture(
+                "template_1to1", "refused", refused.reasons, operator, subject_id
+            )
             return TemplateCheck("refused", None, HAMMING_THRESHOLD, row.version, refused.reasons)
+        return await self.match_template(subject_id, sample, operator)
+
+    async def match_template(
+        self,
+        subject_id: str,
+        sample: FaceSample,
+        operator: Operator,
+        *,
+        kind: str = "template_1to1",
+        liveness: str = "not_checked",
+    ) -> TemplateCheck:
+        """Compare an accepted face with the subject's template in force; logged as ``kind``."""
+        row = await self._template_in_force(subject_id)
+        assert row.template is not None
         stored = ProtectedTemplate.from_bytes(
             await self._vault.open_bytes(
                 self._session,
@@ -188,12 +203,25 @@ class BiometricService:
         probe = protect(sample.embedding, self.template_key(subject_id, row.version))
         distance = hamming_fraction(stored, probe)
         decision = "match" if distance <= HAMMING_THRESHOLD else "no_match"
-        await self._log("template_1to1", decision, [], operator, subject_id)
-        return TemplateCheck(decision, distance, HAMMING_THRESHOLD, row.version, [])
+        capture_id = await self.record_capture(
+            kind, decision, [], operator, subject_id, liveness=liveness
+        )
+        return TemplateCheck(decision, distance, HAMMING_THRESHOLD, row.version, [], capture_id)
+
+    async def require_template(self, subject_id: str) -> None:
+        """``NotFound`` unless the subject has a template in force."""
+        check_subject(subject_id)
+        await self._template_in_force(subject_id)
+
+    async def _template_in_force(self, subject_id: str) -> FaceTemplate:
+        row = await self._repo.active_template(subject_id)
+        if row is None or row.template is None:
+            raise NotFound(f"没有有效的人脸模板 / no face template in force for {subject_id}")
+        return row
 
     async def revoke(self, subject_id: str, operator: Operator) -> int:
         """Revoke the subject's template(s): the sealed bits are deleted. Returns how many."""
-        _check_subject(subject_id)
+        check_subject(subject_id)
         revoked = await self._revoke_active(subject_id)
         await self._audit.record(
             self._session,
@@ -239,7 +267,7 @@ class BiometricService:
             revoked += 1
         return revoked
 
-    async def _log(
+    async def record_capture(
         self,
         kind: str,
         outcome: str,
@@ -248,11 +276,13 @@ class BiometricService:
         subject_id: str | None,
         *,
         liveness: str = "not_checked",
-    ) -> None:
+    ) -> str:
+        """One capture log row (L8f) and its ``biometric.<kind>`` audit entry; the row's id."""
         codes = ",".join(r.value for r in reasons)
+        capture_id = random_bytes(16).hex()
         await self._repo.add(
             FaceCapture(
-                id=random_bytes(16).hex(),
+                id=capture_id,
                 at=self._platform.clock.now(),
                 operator=operator.actor,
                 device=operator.device,
@@ -271,10 +301,16 @@ class BiometricService:
             org_id=operator.org_id,
             target=None if subject_id is None else f"subject:{subject_id}",
             outcome="success" if outcome in ("match", "enrolled") else "failure",
-            details={"device": operator.device, "result": outcome, "reasons": codes},
+            details={
+                "device": operator.device,
+                "result": outcome,
+                "reasons": codes,
+                "liveness": liveness,
+            },
         )
+        return capture_id
 
 
-def _check_subject(subject_id: str | None) -> None:
+def check_subject(subject_id: str | None) -> None:
     if subject_id is not None and not 0 < len(subject_id) <= SUBJECT_ID_LENGTH:
         raise InvalidInput(f"主体标识无效 / subject id must be 1..{SUBJECT_ID_LENGTH} characters")

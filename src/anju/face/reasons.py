@@ -35,6 +35,7 @@ class Reason(StrEnum):
     # liveness
     LIVENESS_CHALLENGE_UNKNOWN = "liveness_challenge_unknown"
     LIVENESS_CHALLENGE_EXPIRED = "liveness_challenge_expired"
+    LIVENESS_CHALLENGE_USED = "liveness_challenge_used"
     LIVENESS_TOO_FEW_FRAMES = "liveness_too_few_frames"
     LIVENESS_TOO_MANY_FRAMES = "liveness_too_many_frames"
     LIVENESS_TOO_LONG = "liveness_too_long"
@@ -108,6 +109,10 @@ _TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LIVENESS_CHALLENGE_EXPIRED: (
         "活体检测已超时，请重新开始",
         "the liveness challenge has expired: start again",
+    ),
+    Reason.LIVENESS_CHALLENGE_USED: (
+        "该活体检测挑战已使用过，请重新开始",
+        "this liveness challenge has already been used: start again",
     ),
     Reason.LIVENESS_TOO_FEW_FRAMES: (
         "视频帧数不足，请按提示完成全部动作",
