@@ -18,8 +18,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from anju.device.exchange import Exchange, Offline, Uplink
 from anju.device.ota_store import Active, Job, OtaStore
 from anju.device.storage import StorageError
 from anju.errors import AnjuError
@@ -43,17 +44,6 @@ log = logging.getLogger(__name__)
 Result = tuple[bool, str | None]
 
 
-class Uplink(Protocol):
-    """What the agent needs from the device's connection (``DeviceClient`` has it)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def send(self, message: dict[str, Any]) -> None: ...
-
-    async def flush(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class OtaOptions:
     """Download behaviour."""
@@ -61,10 +51,6 @@ class OtaOptions:
     chunk_timeout_s: float = 10.0
     chunk_attempts: int = 5  # per chunk within one session, then the update fails
     max_image_bytes: int = MAX_IMAGE_BYTES
-
-
-class _Offline(Exception):
-    """No session: stop here and carry on when the next one is up."""
 
 
 class _Failed(Exception):
@@ -91,6 +77,9 @@ class OtaAgent:
         self.store = store
         self.options = options or OtaOptions()
         self._uplink = uplink
+        self._exchange = Exchange(
+            uplink, timeout_s=self.options.chunk_timeout_s, attempts=self.options.chunk_attempts
+        )
         self._product = product
         version_key(factory_version)  # a valid version, or ProtocolError now
         self._factory_version = factory_version
@@ -100,7 +89,6 @@ class OtaAgent:
         self._active: Active | None = store.boot()
         self._job: Job | None = store.read_job()
         self._wake = asyncio.Event()
-        self._waiting: tuple[str, int, asyncio.Future[dict[str, Any] | None]] | None = None
         self.chunks_received = 0
 
     @property
@@ -145,8 +133,7 @@ class OtaAgent:
         return True, None
 
     def _start(self, offer: Offer) -> None:
-        if self._waiting is not None and not self._waiting[2].done():
-            self._waiting[2].set_result(None)  # stop waiting for the old package's chunk
+        self._exchange.abandon()  # stop waiting for the old package's chunk
         self.store.drop_chunks()
         signed = offer.signed
         self._job = Job(
@@ -158,17 +145,11 @@ class OtaAgent:
     # --- messages and sessions -------------------------------------------------------------
     def on_chunk(self, message: dict[str, Any]) -> None:
         """A ``fw_chunk`` from the platform (answers the request we are waiting on)."""
-        waiting = self._waiting
-        if waiting is None:
-            return
-        package_id, index, future = waiting
-        if message["pkg"] == package_id and message["i"] == index and not future.done():
-            future.set_result(message)
+        self._exchange.answer((message["pkg"], message["i"]), message)
 
     def on_session(self) -> None:
         """A new session: resume the download now and resend a final report."""
-        if self._waiting is not None and not self._waiting[2].done():
-            self._waiting[2].set_result(None)  # the request went to a session that is gone
+        self._exchange.abandon()  # the request went to a session that is gone
         self._wake.set()
 
     async def run(self) -> None:
@@ -178,7 +159,7 @@ class OtaAgent:
             self._wake.clear()
             try:
                 await self._work()
-            except _Offline:
+            except Offline:
                 continue  # on_session wakes us
             except Exception:  # the lock keeps working; the job is retried on the next wake
                 log.exception("firmware update step failed")
@@ -217,7 +198,7 @@ class OtaAgent:
             expected = min(CHUNK_BYTES, manifest.size - index * CHUNK_BYTES)
             reply = await self._fetch(job.package_id, index)
             if self._job is not job:
-                raise _Offline  # replaced by a newer offer meanwhile: that one runs next
+                raise Offline  # replaced by a newer offer meanwhile: that one runs next
             if reply["code"] is not None:
                 raise _Failed(str(reply["code"]))
             try:
@@ -232,26 +213,11 @@ class OtaAgent:
             self.chunks_received += 1
 
     async def _fetch(self, package_id: str, index: int) -> dict[str, Any]:
-        for _ in range(self.options.chunk_attempts):
-            if not self._uplink.connected:
-                raise _Offline
-            future: asyncio.Future[dict[str, Any] | None] = (
-                asyncio.get_running_loop().create_future()
-            )
-            self._waiting = (package_id, index, future)
-            try:
-                self._uplink.send({"t": "fw_get", "pkg": package_id, "i": index})
-                reply = await asyncio.wait_for(future, self.options.chunk_timeout_s)
-            except TimeoutError:
-                continue
-            except AnjuError:  # NotConnected
-                raise _Offline from None
-            finally:
-                self._waiting = None
-            if reply is None:  # a new session: ask again there
-                raise _Offline
-            return reply
-        raise _Failed("fw_download_failed")
+        request = {"t": "fw_get", "pkg": package_id, "i": index}
+        reply = await self._exchange.ask(request, (package_id, index))
+        if reply is None:
+            raise _Failed("fw_download_failed")
+        return reply
 
     def _check(self, job: Job, manifest: Manifest) -> None:
         """Size and SM3 of the staged image against the signed manifest."""
@@ -287,7 +253,7 @@ class OtaAgent:
             )
             await self._uplink.flush()
         except (AnjuError, TimeoutError):
-            raise _Offline from None  # again on the next session
+            raise Offline from None  # again on the next session
         if self._job is job:
             self._job = None
             self.store.clear_job()

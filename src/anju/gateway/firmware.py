@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anju.firmware.progress import ProgressCounters, RolloutProgress
+from anju.gateway.ratelimit import DeviceRateLimit
 from anju.platform import Platform
 from anju.protocol.firmware import b64encode, chunk_count, chunk_of
 
@@ -34,24 +35,6 @@ class FirmwareOptions:
     tick_rollouts: int = 50
 
 
-class _Bucket:
-    """Token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
-
-    __slots__ = ("at", "tokens")
-
-    def __init__(self, burst: int, now: float) -> None:
-        self.tokens = float(burst)
-        self.at = now
-
-    def take(self, rate: float, burst: int, now: float) -> bool:
-        self.tokens = min(float(burst), self.tokens + (now - self.at) * rate)
-        self.at = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
-
 class FirmwareServer:
     """One per gateway process (owned by the ingest)."""
 
@@ -63,16 +46,12 @@ class FirmwareServer:
         self._cached_bytes = 0
         self._loading: dict[str, asyncio.Task[bytes | None]] = {}
         self._offers: dict[str, dict[str, float]] = {}  # device → package → cached until
-        self._buckets: dict[str, _Bucket] = {}
+        self._limit = DeviceRateLimit(self.options.chunks_per_second, self.options.burst)
 
     # --- fw_get ----------------------------------------------------------------------------
     def admit(self, device_id: str) -> bool:
         """Whether the device may have another chunk now (rate limit)."""
-        now = time.monotonic()
-        bucket = self._buckets.get(device_id)
-        if bucket is None:
-            bucket = self._buckets[device_id] = _Bucket(self.options.burst, now)
-        return bucket.take(self.options.chunks_per_second, self.options.burst, now)
+        return self._limit.admit(device_id)
 
     async def chunk(self, device_id: str, package_id: str, index: int) -> dict[str, Any]:
         """The ``fw_chunk`` answer to a device's ``fw_get``."""
@@ -145,5 +124,5 @@ class FirmwareServer:
 
     def forget(self, device_id: str) -> None:
         """Drop what is kept about a device whose session ended (bounded memory)."""
-        self._buckets.pop(device_id, None)
+        self._limit.forget(device_id)
         self._offers.pop(device_id, None)
