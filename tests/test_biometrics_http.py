@@ -29,10 +29,10 @@ from anju.face.liveness import Action
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support import face_derive as derive
-from tests.support.accounts import Admin, login_token, make_admin, make_member_with_role
+from tests.support.accounts import Admin, login_token, make_admin
 from tests.support.face_frames import HOPPER_BOX, frame_json, performance, portrait
 from tests.support.face_images import FacePhotos
-from tests.support.http import api_client, bearer, code_of
+from tests.support.http import api_client, bearer, code_of, front_desk_headers
 from tests.support.image_residue import (
     find_residue,
     private_tempdir,
@@ -82,9 +82,7 @@ async def admin(platform: Platform) -> Admin:
 @pytest.fixture
 async def desk(platform: Platform, clock: FixedClock, admin: Admin) -> dict[str, str]:
     """Headers of a front-desk clerk (holds biometrics.verify)."""
-    token = await login_token(platform, admin.login)
-    clerk = await make_member_with_role(platform, clock, admin, token, "desk-1", "front_desk")
-    return bearer(clerk)
+    return await front_desk_headers(platform, clock, admin, "desk-1")
 
 
 async def new_challenge(
@@ -267,10 +265,7 @@ async def test_expired_unknown_and_misused_challenges_are_refused(
     ]
 
     # Bound to the principal: another clerk can neither use it nor use it up.
-    token = await login_token(platform, admin.login)
-    other = bearer(
-        await make_member_with_role(platform, clock, admin, token, "desk-2", "front_desk")
-    )
+    other = await front_desk_headers(platform, clock, admin, "desk-2")
     mine = await new_challenge(client, desk)
     clock.advance(seconds=5)
     frames = performed(hopper, mine["actions"])

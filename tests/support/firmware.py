@@ -12,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.device.client import DeviceIdentity
+from anju.device.faces import Camera
 from anju.device.lock import LockConfig, LockFirmware
 from anju.device.ota import OtaOptions
 from anju.devices.ca import ca_public_key, certify_firmware_signer, platform_firmware_certificate
 from anju.devices.provisioning import FactoryRecord, ProvisioningService
 from anju.devices.service import DeviceService
+from anju.face.engine import FaceEngine
 from anju.firmware.models import FirmwareRolloutDevice
 from anju.firmware.service import FirmwareService, run_firmware_boundary
 from anju.gateway.client import BrokerAddress
@@ -147,8 +149,11 @@ def reference_lock(
     data_dir: Path,
     *,
     ota: OtaOptions | None = None,
+    camera: Camera | None = None,
+    face_engine: FaceEngine | None = None,
 ) -> LockFirmware:
-    """The reference lock firmware for ``made`` on ``address``, on the platform's clock."""
+    """The reference lock firmware for ``made`` on ``address``, on the platform's clock
+    (with a camera and the shared face engine for the face tests)."""
     identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
     return LockFirmware(
         identity,
@@ -157,6 +162,8 @@ def reference_lock(
         options=fast_options(host=address.host, port=address.port),
         config=LockConfig(ota=ota or OtaOptions(chunk_timeout_s=2.0)),
         now_ms=lambda: int(platform.clock.now().timestamp() * 1000),
+        camera=camera,
+        face_engine=FaceEngine if face_engine is None else (lambda: face_engine),
     )
 
 

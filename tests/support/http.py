@@ -12,7 +12,7 @@ from anju.accounts import totp
 from anju.app import create_app
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
-from tests.support.accounts import PASSWORD, Admin
+from tests.support.accounts import PASSWORD, Admin, login_token, make_member_with_role
 
 
 @contextlib.asynccontextmanager
@@ -50,3 +50,11 @@ async def signed_in(
         )
         assert response.status_code == 200, response.text
     return headers
+
+
+async def front_desk_headers(
+    platform: Platform, clock: FixedClock, admin: Admin, login: str
+) -> dict[str, str]:
+    """Bearer headers of a new front-desk clerk of ``admin``'s organisation."""
+    token = await login_token(platform, admin.login)
+    return bearer(await make_member_with_role(platform, clock, admin, token, login, "front_desk"))

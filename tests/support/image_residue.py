@@ -83,12 +83,19 @@ def residue_patterns(
     for i, at in enumerate((len(encoded) // 3, len(encoded) // 2, 2 * len(encoded) // 3)):
         patterns[f"file[{i}]"] = encoded[at : at + 32]
     if pixels is not None:
-        height, width = pixels.shape[:2]
-        for i, row in enumerate((height // 3, height // 2)):
-            line = np.ascontiguousarray(pixels[row, width // 3 : width // 3 + 16]).tobytes()
-            if len(set(line)) > 8:  # a flat row would match anything
-                patterns[f"pixels[{i}]"] = line
+        patterns.update(pixel_patterns(pixels))
     patterns.update(extra or {})
+    return patterns
+
+
+def pixel_patterns(pixels: np.ndarray, name: str = "pixels") -> dict[str, bytes]:
+    """Runs of decoded pixels (two rows through the middle) that would betray the image."""
+    patterns: dict[str, bytes] = {}
+    height, width = pixels.shape[:2]
+    for i, row in enumerate((height // 3, height // 2)):
+        line = np.ascontiguousarray(pixels[row, width // 3 : width // 3 + 16]).tobytes()
+        if len(set(line)) > 8:  # a flat row would match anything
+            patterns[f"{name}[{i}]"] = line
     return patterns
 
 

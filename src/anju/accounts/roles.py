@@ -46,6 +46,7 @@ class Cap(StrEnum):
     ACCESS_MANAGE = "access.manage"  # issue, freeze, revoke credentials
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
+    BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
+            Cap.BIOMETRICS_ENROL,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -108,6 +110,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
+            Cap.BIOMETRICS_ENROL,
         ),
         _info(
             Role.LANDLORD,
@@ -124,7 +127,14 @@ ROLES: dict[Role, RoleInfo] = {
 
 #: Capabilities that reveal or process personal information in any form (clear, masked, faces).
 PI_CAPABILITIES: frozenset[Cap] = frozenset(
-    {Cap.PI_READ, Cap.PI_WRITE, Cap.PI_READ_MASKED, Cap.OFFICER_QUERY, Cap.BIOMETRICS_VERIFY}
+    {
+        Cap.PI_READ,
+        Cap.PI_WRITE,
+        Cap.PI_READ_MASKED,
+        Cap.OFFICER_QUERY,
+        Cap.BIOMETRICS_VERIFY,
+        Cap.BIOMETRICS_ENROL,
+    }
 )
 
 #: L7: administrator, auditor and data operator are three different people.

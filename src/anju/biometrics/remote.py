@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -32,12 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
 from anju.accounts.roles import Cap
-from anju.accounts.service import AccountService
 from anju.audit import AuditLog
+from anju.biometrics.access import authorised
 from anju.biometrics.models import LivenessChallenge
 from anju.biometrics.repository import BiometricsRepository
 from anju.biometrics.service import BiometricService, Operator, check_subject, shared_engine
-from anju.errors import AnjuError, Forbidden, InvalidInput
+from anju.errors import AnjuError, InvalidInput
 from anju.face.compare import MATCH_THRESHOLD
 from anju.face.engine import FaceEngine, FaceSample
 from anju.face.image import DEFAULT_LIMITS, ImageLimits, decode_image
@@ -250,30 +249,10 @@ class RemoteChecks:
         finally:
             _in_flight -= 1
 
-    @contextlib.asynccontextmanager
-    async def _as_verifier(
+    def _as_verifier(
         self, token: str, what: str
-    ) -> AsyncIterator[tuple[AsyncSession, Principal]]:
-        """A transaction of a principal holding ``biometrics.verify``; anyone else is refused
-        (403) and the refusal audited as ``biometric.<what>`` denied."""
-        async with self.platform.db.transaction() as session:
-            principal = await AccountService(self.platform, session).authenticate(token)
-            if principal.has(Cap.BIOMETRICS_VERIFY):
-                yield session, principal
-                return
-        async with self.platform.db.transaction() as session:
-            await AuditLog(self.platform).record(
-                session,
-                action=f"biometric.{what}",
-                actor=principal.actor,
-                org_id=principal.org_id,
-                outcome="denied",
-                details={"capability": Cap.BIOMETRICS_VERIFY.value},
-            )
-        raise Forbidden(
-            f"无权执行此操作 / missing capability {Cap.BIOMETRICS_VERIFY.value}",
-            details={"capability": Cap.BIOMETRICS_VERIFY.value},
-        )
+    ) -> contextlib.AbstractAsyncContextManager[tuple[AsyncSession, Principal]]:
+        return authorised(self.platform, token, Cap.BIOMETRICS_VERIFY, f"biometric.{what}")
 
     async def _claim(
         self,

@@ -19,6 +19,9 @@ class BiometricsRepository:
         self.session.add(row)
         await self.session.flush()
 
+    async def capture(self, capture_id: str) -> FaceCapture | None:
+        return await self.session.get(FaceCapture, capture_id)
+
     async def captures(self, *, limit: int = 100) -> Sequence[FaceCapture]:
         """The newest capture log entries first."""
         query = select(FaceCapture).order_by(FaceCapture.at.desc(), FaceCapture.id).limit(limit)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from anju.biometrics.remote import CheckPurpose, RemoteCapture
+from anju.devices.command_models import DeviceCommand
 from anju.privacy.models import SUBJECT_ID_LENGTH
 
 #: Frames a request may carry at all (the liveness policy refuses more than 90 with a reason).
@@ -115,4 +117,32 @@ class CheckOut(BaseModel):
     liveness: LivenessOut | None
     reasons: dict[str, list[ReasonOut]] = Field(
         description="refusal reasons by input: challenge, liveness, document"
+    )
+
+
+class SubjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject_id: SubjectId
+
+
+class OfferOut(BaseModel):
+    """A biometric command queued for a device (store-and-forward, docs/devices.md)."""
+
+    command_id: str
+    device_id: str
+    name: str
+    subject_id: str
+    version: int | None = Field(description="the template version (null for bio.drop)")
+    expires_at: datetime
+
+
+def offer_out(command: DeviceCommand, subject_id: str, version: int | None) -> OfferOut:
+    return OfferOut(
+        command_id=command.id,
+        device_id=command.device_id,
+        name=command.name,
+        subject_id=subject_id,
+        version=version,
+        expires_at=command.expires_at,
     )

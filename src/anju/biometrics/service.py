@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from anju.audit import AuditLog
 from anju.biometrics.models import FaceCapture, FaceTemplate
 from anju.biometrics.repository import BiometricsRepository
-from anju.errors import InvalidInput, NotFound
+from anju.errors import Conflict, InvalidInput, NotFound
 from anju.face.engine import FaceEngine, FaceSample, Verification
 from anju.face.reasons import FaceRefused, Reason, explain_all
 from anju.face.template import (
@@ -40,6 +41,10 @@ TEMPLATE_FIELD = "biometric.face_template"
 TEMPLATE_SECRET = "biometric-template"  # noqa: S105 -- the keyring entry's name, not a secret
 MAX_OPERATOR = 128
 MAX_DEVICE = 64
+
+
+class TemplateVersionConflict(Conflict):
+    code = "template_version_conflict"
 
 
 @functools.cache
@@ -144,18 +149,49 @@ class BiometricService:
         return Enrolment("enrolled", version, [])
 
     async def store_protected(
-        self, subject_id: str, version: int, template: ProtectedTemplate, operator: Operator
-    ) -> None:
-        """Keep a template a device protected under this subject's key ``version`` (device path)."""
+        self,
+        subject_id: str,
+        version: int,
+        template: ProtectedTemplate,
+        operator: Operator,
+        *,
+        capture_id: str | None = None,
+        liveness: str = "not_checked",
+    ) -> str:
+        """Keep a template a device protected under this subject's key ``version`` (device
+        path): sealed like an enrolment made here, the earlier version revoked. The capture id."""
         check_subject(subject_id)
-        if version != await self._repo.latest_version(subject_id) + 1:
-            raise InvalidInput(
+        expected = await self._repo.latest_version(subject_id) + 1
+        if version != expected:
+            raise TemplateVersionConflict(
                 "模板版本必须是下一个版本 / the template version must be the subject's next one",
-                details={"expected": await self._repo.latest_version(subject_id) + 1},
+                details={"expected": expected},
             )
         await self._revoke_active(subject_id)
         await self._insert(subject_id, version, template)
-        await self.record_capture("device_enrol", "enrolled", [], operator, subject_id)
+        return await self.record_capture(
+            "device_enrol",
+            "enrolled",
+            [],
+            operator,
+            subject_id,
+            liveness=liveness,
+            capture_id=capture_id,
+        )
+
+    async def template_in_force(self, subject_id: str, operator: Operator) -> tuple[int, bytes]:
+        """The version and protected template of the subject's template in force, opened for
+        sending to a lock (purpose ``lock_credential_issue``, audited like every decryption)."""
+        row = await self._template_in_force(subject_id)
+        return row.version, await self._open(row, Purpose.LOCK_CREDENTIAL_ISSUE, operator)
+
+    async def latest_version(self, subject_id: str) -> int:
+        """The highest template version the subject ever had (0 if none)."""
+        check_subject(subject_id)
+        return await self._repo.latest_version(subject_id)
+
+    async def capture_exists(self, capture_id: str) -> bool:
+        return await self._repo.capture(capture_id) is not None
 
     def template_key(self, subject_id: str, version: int) -> bytes:
         """The projection key of ``version`` (sent only to devices enrolling this subject)."""
@@ -187,18 +223,8 @@ class BiometricService:
     ) -> TemplateCheck:
         """Compare an accepted face with the subject's template in force; logged as ``kind``."""
         row = await self._template_in_force(subject_id)
-        assert row.template is not None
         stored = ProtectedTemplate.from_bytes(
-            await self._vault.open_bytes(
-                self._session,
-                TEMPLATE_FIELD,
-                subject_id,
-                row.id,
-                row.template,
-                purpose=Purpose.IDENTITY_VERIFICATION,
-                actor=operator.actor,
-                org_id=operator.org_id,
-            )
+            await self._open(row, Purpose.IDENTITY_VERIFICATION, operator)
         )
         probe = protect(sample.embedding, self.template_key(subject_id, row.version))
         distance = hamming_fraction(stored, probe)
@@ -212,6 +238,20 @@ class BiometricService:
         """``NotFound`` unless the subject has a template in force."""
         check_subject(subject_id)
         await self._template_in_force(subject_id)
+
+    async def _open(self, row: FaceTemplate, purpose: Purpose, operator: Operator) -> bytes:
+        """The sealed template of ``row``, opened for ``purpose`` (an audited decryption)."""
+        assert row.template is not None
+        return await self._vault.open_bytes(
+            self._session,
+            TEMPLATE_FIELD,
+            row.subject_id,
+            row.id,
+            row.template,
+            purpose=purpose,
+            actor=operator.actor,
+            org_id=operator.org_id,
+        )
 
     async def _template_in_force(self, subject_id: str) -> FaceTemplate:
         row = await self._repo.active_template(subject_id)
@@ -271,15 +311,18 @@ class BiometricService:
         self,
         kind: str,
         outcome: str,
-        reasons: list[Reason],
+        reasons: Sequence[str],
         operator: Operator,
         subject_id: str | None,
         *,
         liveness: str = "not_checked",
+        capture_id: str | None = None,
     ) -> str:
-        """One capture log row (L8f) and its ``biometric.<kind>`` audit entry; the row's id."""
-        codes = ",".join(r.value for r in reasons)
-        capture_id = random_bytes(16).hex()
+        """One capture log row (L8f) and its ``biometric.<kind>`` audit entry; the row's id
+        (``capture_id`` when given: a device's result is logged under an id derived from its
+        own, so a resend is recognised)."""
+        codes = ",".join(str(r) for r in reasons)[:400]
+        capture_id = capture_id or random_bytes(16).hex()
         await self._repo.add(
             FaceCapture(
                 id=capture_id,

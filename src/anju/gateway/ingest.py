@@ -42,6 +42,7 @@ from anju.devices.models import Device
 from anju.devices.service import DeviceService
 from anju.errors import AnjuError
 from anju.gateway import sessions
+from anju.gateway.biometrics import BiometricOptions, FaceRelay
 from anju.gateway.firmware import FirmwareOptions, FirmwareServer
 from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
 from anju.gateway.sessions import dialect_insert
@@ -96,6 +97,7 @@ class GatewayOptions:
     max_resets_per_second: int = 200
     channel: ChannelOptions = field(default_factory=ChannelOptions)
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
+    biometrics: BiometricOptions = field(default_factory=BiometricOptions)
 
     def __post_init__(self) -> None:
         check_instance(self.instance)
@@ -123,6 +125,10 @@ class GatewayCounters:
     fw_chunks_sent: int = 0
     fw_not_offered: int = 0
     fw_reports: int = 0
+    bio_data_sent: int = 0
+    bio_not_offered: int = 0
+    bio_reports: int = 0
+    bio_acks_sent: int = 0
     sessions_ended: int = 0
     security_events: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -356,6 +362,7 @@ class Ingest:
         self._handshake = self._new_handshake()
         self._events = EventBatcher(platform, self.options, self.counters, self._ack_stored)
         self.firmware = FirmwareServer(platform, self.options.firmware)
+        self.faces = FaceRelay(platform, self.options.biometrics)
         self._last_reset: dict[str, int] = {}
         self._closing = False
         self._reset_budget = (0, 0)  # (second, RESETs sent in it)
@@ -540,6 +547,11 @@ class Ingest:
         elif kind == "fw_state":
             self.counters.fw_reports += 1
             self._enqueue(lambda: self.firmware.report(device_id, message))
+        elif kind == "bio_get":
+            self._biometric_get(device_id, channel, message)
+        elif kind in ("bio_template", "bio_result"):
+            self.counters.bio_reports += 1
+            self._enqueue(lambda: self._biometric_report(device_id, message))
         else:  # a second CONFIRM
             raise ProtocolError("unknown_message_type", "CONFIRM only once per session")
 
@@ -563,6 +575,45 @@ class Ingest:
                 self.counters.fw_chunks_sent += 1
 
         self._spawn(answer())
+
+    def _biometric_get(
+        self, device_id: str, channel: SecureChannel, message: dict[str, Any]
+    ) -> None:
+        """Answer ``bio_get`` with ``bio_data`` in the same session (rate-limited per device;
+        an answer without data counts towards the device's repeated failures)."""
+        if not self.faces.admit(device_id):
+            self.reject(device_id, "bio_rate_limited")
+            return
+
+        async def answer() -> None:
+            try:
+                reply = await self.faces.data(device_id, message)
+            except Exception:  # the device asks again after its timeout
+                logger.exception("answering bio_get of %s failed", device_id)
+                self.counters.rejected["internal_error"] += 1
+                return
+            if channel.closed or self._closing:
+                return  # the device asks again in its next session
+            self.publish(down_topic(device_id), channel.seal(reply))
+            if reply["code"] is None:
+                self.counters.bio_data_sent += 1
+            else:
+                self.counters.bio_not_offered += 1
+                self.reject(device_id, reply["code"])
+
+        self._spawn(answer())
+
+    async def _biometric_report(self, device_id: str, message: dict[str, Any]) -> None:
+        """Store a ``bio_template`` / log a ``bio_result``, then ``bio_ack`` it in the device's
+        current session (without one the device resends, and the resend is acknowledged)."""
+        ack = await self.faces.receive(device_id, message)
+        if ack["code"] is not None:
+            self.reject(device_id, ack["code"])
+        channel = self.sessions.get(device_id)
+        if channel is None or self._closing:
+            return
+        self.publish(down_topic(device_id), channel.seal(ack))
+        self.counters.bio_acks_sent += 1
 
     def _ack_stored(self, rows: list[EventRow]) -> None:
         """Tell each device which of its events are now stored (``evt_ack``), in the session
@@ -719,6 +770,7 @@ class Ingest:
         self._claimed.pop(device_id, None)
         self.sessions.remove(device_id)
         self.firmware.forget(device_id)
+        self.faces.forget(device_id)
 
     async def sweep(self) -> None:
         """End idle sessions (release rows, mark offline) and drop sessions that are not ours."""

@@ -15,7 +15,7 @@ The device executes each command id at most once and acks again on a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from anju.devices.commands.rules import (
     EXPIRED,
     MAX_DELIVERABLE,
     NO_ACK,
+    PENDING,
     RETRY_INTERVAL_SECONDS,
     CommandNotCancellable,
     CommandStatus,
@@ -156,6 +157,16 @@ class CommandService:
         await self._audit(command, "devices.command.queued", actor=actor, details=details)
         self.counters.queued += 1
         return command
+
+    async def in_force(
+        self, device_id: str, names: Sequence[str], args: Mapping[str, Any]
+    ) -> DeviceCommand | None:
+        """A command of one of ``names`` with exactly ``args`` that still stands: queued, sent or
+        acknowledged as done (not failed, cancelled or expired), within its time to live. What a
+        device may fetch on the strength of an offer (e.g. ``bio.load``) is checked with this."""
+        text = check_args(names[0], args)
+        statuses = [*PENDING, CommandStatus.ACKED]
+        return await self.repo.in_force(device_id, names, text, statuses, self.clock.now())
 
     # --- delivery (the gateway) ------------------------------------------------------------
     async def deliverable(
