@@ -1,4 +1,5 @@
-"""A running gateway: the MQTT client, the ingest, command delivery and the idle sweep."""
+"""A running gateway: the MQTT client, the ingest, command delivery (woken by PostgreSQL
+notices from other processes) and the idle sweep."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.broker import EmbeddedBroker
 from anju.gateway.client import BrokerAddress, GatewayClient, parse_mqtt_url
+from anju.gateway.command_notices import CommandNotices
 from anju.gateway.credentials import GATEWAY_USERNAME, gateway_client_id, gateway_password
 from anju.gateway.dispatch import CommandDispatcher
 from anju.gateway.ingest import GatewayOptions, Ingest
@@ -33,6 +35,7 @@ class Gateway:
         self.options = options or GatewayOptions()
         self.ingest = Ingest(platform, self, self.options, on_session=self._on_session)
         self.dispatcher = CommandDispatcher(self.ingest)
+        self.notices = CommandNotices(platform.db, self.dispatcher.commands_queued)
         self.client = GatewayClient(
             address,
             client_id=gateway_client_id(self.options.instance),
@@ -64,6 +67,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self._stop), name="anju-gateway-commands"),
             asyncio.create_task(self._sweep(), name="anju-gateway-sweep"),
+            asyncio.create_task(self.notices.run(self._stop), name="anju-gateway-notices"),
         ]
         logger.info(
             "gateway instance %04x serving (%s:%d, MQTT %d)",

@@ -47,6 +47,7 @@ from anju.devices.commands.rules import (
     check_result_code,
     check_ttl,
 )
+from anju.devices.commands.wakeup import announce_after_commit
 from anju.devices.lifecycle import HANDSHAKE_STATUSES, HEX_ID
 from anju.devices.service import DeviceService, check_device_id, not_found
 from anju.errors import InvalidInput, NotFound
@@ -106,7 +107,8 @@ class CommandService:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> DeviceCommand:
-        """Queue a command in the caller's transaction (rolled back → never sent).
+        """Queue a command in the caller's transaction (rolled back → never sent; committed →
+        command delivery is woken at once, :mod:`anju.devices.commands.wakeup`).
 
         ``org_id`` scopes the call: a device of another organisation is "not found"; None is
         the platform operator (any device).
@@ -154,6 +156,8 @@ class CommandService:
             device, actor=actor, operation="command.queued", details=details
         )
         await self._audit(command, "devices.command.queued", actor=actor, details=details)
+        # The gateway holding the device sends it as soon as this transaction commits.
+        await announce_after_commit(self.session, device.id)
         self.counters.queued += 1
         return command
 
