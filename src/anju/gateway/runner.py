@@ -30,8 +30,10 @@ class Gateway:
         options: GatewayOptions | None = None,
         *,
         share_group: str = "anju",
+        embedded_broker: EmbeddedBroker | None = None,
     ) -> None:
         self.platform = platform
+        self.embedded_broker = embedded_broker  # the in-process broker it uses, if any
         self.options = options or GatewayOptions()
         self.ingest = Ingest(platform, self, self.options, on_session=self._on_session)
         self.dispatcher = CommandDispatcher(self.ingest)
@@ -120,7 +122,12 @@ async def serve_gateway(platform: Platform) -> AsyncIterator[Gateway | None]:
                 "port (0 disables it) or ANJU_MQTT_URL to use an existing broker"
             ) from exc
         address = broker.address
-    gateway = Gateway(platform, address, GatewayOptions(instance=settings.gateway_instance))
+    gateway = Gateway(
+        platform,
+        address,
+        GatewayOptions(instance=settings.gateway_instance),
+        embedded_broker=broker,
+    )
     try:
         try:
             await gateway.start()
