@@ -17,9 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from anju.app import create_app
+from anju.db import Database
 from anju.devices.commands import CommandService
 from anju.devices.commands.wakeup import subscribe
 from anju.gateway.client import BrokerAddress
+from anju.gateway.command_notices import CommandNotices
 from anju.gateway.ingest import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
@@ -178,3 +180,24 @@ async def test_stopping_a_gateway_does_not_wait_for_its_poll(platform: Platform)
         await gateway.start()
         await asyncio.sleep(0.2)  # the dispatcher is asleep until its next 30 s pass
         await asyncio.wait_for(gateway.stop(), SOON)
+
+
+async def test_a_gateway_stops_promptly_while_its_listener_cannot_reach_the_database() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the connection, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/unreachable")
+    notices = CommandNotices(db, lambda _ids: None)
+    stop = asyncio.Event()
+    try:
+        listening = asyncio.create_task(notices.run(stop))
+        await asyncio.sleep(0.5)  # connecting, and hanging there
+        assert not listening.done()
+        stop.set()
+        await asyncio.wait_for(listening, SOON)  # not the driver's 60 s connect timeout
+        assert notices.connections == 0
+    finally:
+        server.close()
+        await db.dispose()

@@ -191,6 +191,7 @@ async def test_cli_writes_the_mosquitto_files(platform: Platform, tmp_path: Path
     assert "mosquitto -c" in result.output
     conf = (out / "anju.conf").read_text()
     assert "allow_anonymous false" in conf
+    assert "set_tcp_nodelay true" in conf  # commands and acks must not wait for Nagle
     assert "listener 8883" in conf
     assert f"certfile {(tmp_path / 'c.pem').resolve()}" in conf
     users = [line.split(":")[0] for line in (out / PASSWORD_FILE).read_text().splitlines()]

@@ -24,6 +24,7 @@ logger = logging.getLogger("anju.gateway.dispatch")
 
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
+STOP_GRACE_SECONDS = 2.0
 
 #: Called with the device ids named by a notice; None after (re)connecting: "check everyone".
 OnNotice = Callable[[Collection[str] | None], None]
@@ -50,7 +51,7 @@ class CommandNotices:
         backoff = FIRST_BACKOFF_SECONDS
         while not stop.is_set():
             try:
-                await self._listen_once(stop)
+                await self._listen_until(stop)
                 backoff = FIRST_BACKOFF_SECONDS
             except Exception as exc:
                 logger.warning(
@@ -64,6 +65,24 @@ class CommandNotices:
             finally:
                 self.server_pid = None
             await wait_any(stop, within=backoff)
+
+    async def _listen_until(self, stop: asyncio.Event) -> None:
+        """:meth:`_listen_once`, abandoned if it has not ended shortly after ``stop`` (a gateway
+        stopping while the database is unreachable must not wait for a connect timeout)."""
+        listening = asyncio.ensure_future(self._listen_once(stop))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not listening.done():
+                await asyncio.wait({listening}, timeout=STOP_GRACE_SECONDS)
+        finally:
+            stopping.cancel()
+            if not listening.done():
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+        if not listening.cancelled():
+            listening.result()  # its error, if any
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         device_id = device_of_notice(payload)

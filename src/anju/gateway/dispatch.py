@@ -110,9 +110,10 @@ class CommandDispatcher:
             self._full_due = False
             self._last_full = now
             self.full_passes += 1
-            candidates = fresh | await self._with_pending(held - fresh)
+            candidates = await self._with_pending(held)
         else:
-            candidates = fresh | hinted
+            # One query for every fresh session: most devices connect with nothing waiting.
+            candidates = await self._with_pending(fresh) | hinted
         sent = 0
         for device_id in sorted(candidates):
             sent += await self._deliver(device_id, new_session=device_id in fresh)
