@@ -271,7 +271,6 @@ class Connected:
     client: Any  # gmqtt.Client
     channel: Any  # SecureChannel
     topic: str  # the session's uplink topic
-    inbox: asyncio.Queue[bytes]
 
 
 def now_ms() -> int:
@@ -291,7 +290,7 @@ async def connect_device(
 ) -> Connected:
     """Connect one device (MQTT 3.1.1, its own credentials), run HELLO/WELCOME/CONFIRM.
 
-    Downlink frames after the handshake go to ``on_message`` (or the returned inbox).
+    Downlink frames after the handshake go to ``on_message`` (without one they are dropped).
     """
     import gmqtt
     from gmqtt.mqtt.constants import MQTTv311
@@ -307,10 +306,11 @@ async def connect_device(
     connected: Connected | None = None
 
     def message(_c: Any, _t: str, payload: bytes, _q: int, _p: Any) -> int:
-        if connected is not None and on_message is not None:
+        if connected is None:
+            inbox.put_nowait(payload)  # the WELCOME
+        elif on_message is not None:
             on_message(connected, payload)
-        else:
-            inbox.put_nowait(payload)
+        # else: received (e.g. evt_acks: the gateway paid for them) and dropped
         return 0
 
     client = gmqtt.Client(device_id, clean_session=True)
@@ -328,7 +328,7 @@ async def connect_device(
     channel, confirm = handshake.on_welcome(await asyncio.wait_for(inbox.get(), within))
     topic = session_up_topic(device_id, int.from_bytes(channel.session_id[:2], "big"))
     client.publish(topic, confirm, qos=1)
-    connected = Connected(device_id, client, channel, topic, inbox)
+    connected = Connected(device_id, client, channel, topic)
     return connected
 
 

@@ -311,3 +311,56 @@ async def test_repeated_forged_downlink_frames_destroy_the_keys_and_stop_the_dev
             on_message=lambda _: asyncio.sleep(0),
             options=fast_options(),
         ).run()
+
+
+async def test_a_gateway_reset_starts_a_new_handshake_at_once(
+    pki: Pki, device: MadeDevice, tmp_path: Path
+) -> None:
+    """A restarted gateway answers frames of a session it no longer holds with a signed RESET:
+    the device handshakes again right away instead of after its downlink-silence rekey."""
+    lock = LockFirmware(device.identity, device.se, tmp_path / "data", options=fast_options())
+    async with gateway(pki, device) as fake, running(lock):
+        await fake.wait_for(lambda: fake.confirmed == 1)
+        fake.send_reset(device.device_id)
+        await fake.wait_for(lambda: fake.confirmed == 2)
+        assert lock.client.stats.resets == 1
+        lock.record_event("door.opened")
+        await fake.wait_for(lambda: fake.of_type(device.device_id, "evt"))
+        assert lock.client.stats.connects == 1  # on the same MQTT connection
+        assert fake.errors == []
+
+
+async def test_forged_stale_or_foreign_resets_are_ignored_and_never_brick_the_device(
+    pki: Pki, device: MadeDevice, tmp_path: Path
+) -> None:
+    lock = LockFirmware(device.identity, device.se, tmp_path / "data", options=fast_options())
+    async with gateway(pki, device) as fake, running(lock):
+        await fake.wait_for(lambda: fake.confirmed == 1)
+        for _ in range(20):  # more than the SE's attack threshold (16)
+            fake.send_reset(device.device_id, key=SM2PrivateKey.generate())  # forged
+        fake.send_reset(device.device_id, now_ms=1_000)  # stale
+        fake.send_reset(device.device_id, session_id=bytes(8))  # not our session
+        await wait_until(lambda: lock.client.stats.frames_dropped >= 22)
+        assert lock.client.stats.resets == 0
+        assert lock.client.stats.attack_signals == 0  # a RESET grants nothing: not an attack
+        assert not lock.client.keys_destroyed
+        command_id = fake.send_cmd(device.device_id, "ping")  # the session is untouched
+        await fake.wait_for(
+            lambda: any(a["id"] == command_id for a in fake.of_type(device.device_id, "ack"))
+        )
+        assert fake.confirmed == 1
+
+
+async def test_resets_are_rate_limited_on_the_device(
+    pki: Pki, device: MadeDevice, tmp_path: Path
+) -> None:
+    options = fast_options(reset_min_interval_s=60.0)
+    lock = LockFirmware(device.identity, device.se, tmp_path / "data", options=options)
+    async with gateway(pki, device) as fake, running(lock):
+        await fake.wait_for(lambda: fake.confirmed == 1)
+        fake.send_reset(device.device_id)
+        await fake.wait_for(lambda: fake.confirmed == 2)
+        fake.send_reset(device.device_id)  # valid for the new session, but too soon
+        await wait_until(lambda: lock.client.stats.frames_dropped >= 1)
+        assert lock.client.stats.resets == 1
+        assert fake.confirmed == 2

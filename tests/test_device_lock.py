@@ -63,6 +63,7 @@ async def test_offline_events_are_buffered_and_back_filled_in_order_once_across_
             await wait_until(lambda: second.buffer.stats().pending == 0)
             ids.append(second.record_event("door.closed"))  # and live again afterwards
             await fake.wait_for(lambda: len(fake.of_type(device.device_id, "evt")) >= 9)
+            await wait_until(lambda: second.buffer.stats().pending == 0)  # evt_ack came back
     received = [e["id"] for e in fake.of_type(device.device_id, "evt")]
     assert received == ids  # in order, none twice, none lost
     assert [e["data"].get("n") for e in fake.of_type(device.device_id, "evt")][:8] == list(range(8))
@@ -184,3 +185,26 @@ async def test_a_command_interrupted_by_a_crash_is_not_executed_again(
     ]
     assert lock.locked is True
     assert lock.stats.commands_executed == 0
+
+
+async def test_events_stay_on_the_lock_until_the_platform_acknowledges_them(
+    pki: Pki, device: MadeDevice, tmp_path: Path
+) -> None:
+    """Delivered to the broker is not enough: only the platform's evt_ack (sent once the events
+    are stored) lets the lock forget them; unacknowledged ones are sent again, same ids."""
+    lock = firmware(device, tmp_path / "data", ack_timeout_s=0.5)
+    # A platform that received the events but has not stored them yet:
+    async with gateway(pki, device, ack_events=False) as fake, running(lock):
+        await fake.wait_for(lambda: fake.confirmed == 1)
+        ids = [lock.record_event("door.opened", {"n": n}) for n in range(3)]
+        await fake.wait_for(lambda: len(fake.of_type(device.device_id, "evt")) >= 6)  # resent
+        assert lock.buffer.stats().pending == 3
+        assert lock.stats.events_sent == 0
+        assert lock.stats.events_resent >= 3
+        fake.ack_events = True
+        await wait_until(lambda: lock.buffer.stats().pending == 0)
+    received = [e["id"] for e in fake.of_type(device.device_id, "evt")]
+    assert set(received) == set(ids)  # the same ids each time: the platform de-duplicates
+    assert received[:3] == ids
+    assert lock.stats.events_sent == 3
+    assert firmware(device, tmp_path / "data").buffer.stats().pending == 0

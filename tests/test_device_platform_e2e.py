@@ -19,7 +19,9 @@ from anju.devices.ca import ca_public_key
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus
 from anju.devices.models import Device
+from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent
+from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.device_harness import fast_options, running
@@ -84,6 +86,8 @@ async def test_reference_firmware_round_trip_through_the_real_gateway(
             await _poll(platform, acked)
             assert lock.locked is False
             assert lock.stats.commands_executed == 1
+            # The platform acknowledged what it stored: nothing is left to upload on the lock.
+            await wait_until(lambda: lock.buffer.stats().pending == 0)
 
     async with platform.db.transaction() as session:
         device = await session.get(Device, made.device_id)
@@ -91,3 +95,46 @@ async def test_reference_firmware_round_trip_through_the_real_gateway(
         assert device.battery_pct == lock.battery
         assert device.firmware_version == lock.config.firmware
         assert '"locked":false' in device.reported.replace(" ", "")
+
+
+async def _event_ids(platform: Platform, device_id: str) -> list[str]:
+    async with platform.db.transaction() as session:
+        rows = await session.execute(
+            select(DeviceEvent.event_id).where(DeviceEvent.device_id == device_id)
+        )
+        return list(rows.scalars())
+
+
+async def test_a_killed_gateway_loses_no_event_and_its_successor_resets_the_session_at_once(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    """kill -9 of the gateway with received but unstored events: the lock still holds them
+    (no evt_ack came), the next process of that instance RESETs the orphaned session at
+    start-up, the lock handshakes again at once and resends; each event is stored once."""
+    (made,) = await manufacture_registered(platform, tmp_path)
+    identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
+    slow = GatewayOptions(batch_max_delay_seconds=3600.0)  # received events wait in memory
+    async with embedded_broker(platform) as broker:
+        lock = LockFirmware(
+            identity,
+            made.se,
+            tmp_path / "firmware",
+            options=fast_options(host=broker.address.host, port=broker.address.port),
+            now_ms=lambda: int(clock.now().timestamp() * 1000),
+        )
+        async with running(lock):
+            first = Gateway(platform, broker.address, slow)
+            await first.start()
+            await wait_until(lambda: made.device_id in first.ingest.held_devices(), 15.0)
+            ids = [lock.record_event("door.opened", {"n": n}) for n in range(5)]
+            await wait_until(lambda: first.ingest.counters.events_received == 5)
+            await first.abort()  # killed: nothing stored, no evt_ack, session row left behind
+            assert await _event_ids(platform, made.device_id) == []
+            assert lock.buffer.stats().pending == 5
+            async with running_gateway(platform, broker.address) as second:
+                assert second.ingest.counters.resets_sent == 1
+                await wait_until(lambda: lock.buffer.stats().pending == 0, 15.0)
+                assert lock.client.stats.resets == 1  # not the 900 s silence rekey
+                assert made.device_id in second.ingest.held_devices()
+    stored = await _event_ids(platform, made.device_id)
+    assert sorted(stored) == sorted(ids)  # all of them, once each

@@ -9,51 +9,21 @@ from typing import Any
 import httpx
 import pytest
 
-from anju.accounts import totp
-from anju.app import create_app
 from anju.devices.lifecycle import claim_code
 from anju.devices.provisioning import ProvisioningService, proof_message
 from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PrivateKey, SM2PublicKey, hmac_sm3, random_bytes
 from anju.platform import Platform
 from anju.protocol.certificates import Certificate, CertKind
-from tests.support.accounts import PASSWORD, Admin, make_admin
+from tests.support.accounts import make_admin
+from tests.support.http import api_client, code_of, signed_in
 from tests.test_devices_registry import audit_entries, manufacture
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as c:
+    async with api_client(platform) as c:
         yield c
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def code_of(response: httpx.Response) -> str:
-    body: dict[str, Any] = response.json()
-    return str(body["error"]["code"])
-
-
-async def signed_in(
-    client: httpx.AsyncClient, clock: FixedClock, admin: Admin, *, step_up: bool = True
-) -> dict[str, str]:
-    response = await client.post(
-        "/api/v1/auth/login", json={"login": admin.login, "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    headers = bearer(response.json()["token"])
-    if step_up:
-        clock.advance(seconds=totp.STEP_SECONDS)
-        response = await client.post(
-            "/api/v1/auth/second-factor",
-            json={"code": totp.code_at(admin.secret, clock.now())},
-            headers=headers,
-        )
-        assert response.status_code == 200, response.text
-    return headers
 
 
 @pytest.mark.req("R11", "R17", "L14")

@@ -8,6 +8,7 @@ the gateway loses and duplicates nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from anju.audit.models import AuditEntry
-from anju.devices.ca import ca_public_key
+from anju.devices.ca import GATEWAY_SIGNER, ca_public_key
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandService, CommandStatus
 from anju.devices.lifecycle import Status
@@ -27,6 +28,7 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.frames import MAX_FRAME_BYTES
 from anju.protocol.handshake import DeviceHandshake
+from anju.protocol.reset import check_reset
 from anju.protocol.topics import session_up_topic, up_topic
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
 from tests.support.mqtt_device import TestDevice, event, manufacture_registered, set_status
@@ -116,6 +118,10 @@ async def test_device_handshake_events_state_and_command_round_trip(
         assert counters["duplicates"] == 1
         assert counters["events_duplicate"] == 1
         assert counters["events_stored"] == 2
+        # The device may forget them now: one evt_ack per stored event, sent after the commit.
+        while len(dev.acked_events) < 2:
+            await dev.receive(acks=True)
+        assert sorted(dev.acked_events) == ["ev-1", "ev-2"]
         state = await device(platform, made.device_id)
         assert (state.battery_pct, state.firmware_version, state.signal_dbm) == (77, "1.2.3", -61)
 
@@ -338,9 +344,23 @@ async def test_gateway_restart_loses_and_duplicates_nothing(
         assert (await command_row(platform, command_id)).status == CommandStatus.SENT
         async with running_gateway(platform, broker.address) as second:
             # The old session is gone with the old process: its frames are refused...
+            assert dev.channel is not None
+            old_session = dev.channel.session_id
             dev.send(event("lost-session", at=now_ms(clock)))
             await wait_until(lambda: second.ingest.counters.rejected["wrong_session"] == 1)
-            # ...so the device handshakes again and resends what it cannot know was stored.
+            # ...and answered with a RESET signed by the gateway key, naming that session...
+            reset = await asyncio.wait_for(dev.downlink.get(), 10)
+            gateway_key = platform.keys.signer(GATEWAY_SIGNER).public_key
+            named = check_reset(
+                reset,
+                device_id=made.device_id,
+                sessions=[(old_session, gateway_key)],
+                now_ms=now_ms(clock),
+                window_ms=300_000,
+            )
+            assert named == old_session
+            assert second.ingest.counters.resets_sent == 1
+            # ...so the device handshakes again and resends what it was not told is stored.
             await dev.handshake()
             await wait_until(lambda: made.device_id in second.ingest.held_devices())
             again = await dev.receive()  # commands of the earlier session are due at once

@@ -75,7 +75,7 @@ def test_size_is_checked_before_anything_else() -> None:
 @pytest.mark.req("L16")
 def test_version_and_type_codes() -> None:
     assert code(frames.frame_type, b"\x02" + HELLO[1:]) == "unsupported_version"
-    assert code(frames.frame_type, b"\x01\x03") == "unknown_frame_type"
+    assert code(frames.frame_type, b"\x01\x04") == "unknown_frame_type"
     assert code(frames.frame_type, b"\x01") == "frame_malformed"
     assert code(frames.frame_type, "text") == "frame_malformed"
     assert code(frames.decode_hello, WELCOME) == "handshake_failed"  # wrong type in its place

@@ -18,6 +18,9 @@ from anju.api.middleware import (
     UnexpectedErrorMiddleware,
 )
 from anju.platform import Platform
+from anju.protocol.firmware import MAX_PACKAGE_BYTES
+
+FIRMWARE_UPLOAD_PATH = "/api/v1/firmware/packages"
 
 DESCRIPTION = (
     "安居 anju — 实名制智能门锁与租赁住房平台，个人信息以国密算法（SM2/SM3/SM4）按设计保护。\n\n"
@@ -33,11 +36,13 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.audit.endpoints import router as audit_router
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
+    from anju.firmware.endpoints import router as firmware_router
 
     app.include_router(accounts_router)
     app.include_router(audit_router)
     app.include_router(devices_router)
     app.include_router(device_commands_router)
+    app.include_router(firmware_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:
@@ -67,7 +72,12 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
     check_transaction_scope(app)
 
     # Added inner to outer: the last one added sees the request first.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=platform.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=platform.settings.max_request_bytes,
+        # Firmware package files are the one larger body (images up to 4 MiB).
+        larger={FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, platform.settings.max_request_bytes)},
+    )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)

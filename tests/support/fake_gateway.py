@@ -27,6 +27,7 @@ from anju.protocol.channel import DuplicateFrame, SessionTable
 from anju.protocol.errors import ProtocolError
 from anju.protocol.frames import FrameType, frame_type
 from anju.protocol.handshake import GatewayHandshake, PendingSession
+from anju.protocol.reset import reset_frame
 from anju.protocol.topics import PREFIX, down_topic
 from tests.support.services import MOSQUITTO_HOST, MOSQUITTO_PORT, require_service, tcp_reachable
 
@@ -112,10 +113,13 @@ class FakeGateway:
         instance: int = 0x00A7,
         gateway_pki: Pki | None = None,
         now_ms: Callable[[], int] = system_ms,
+        ack_events: bool = True,
     ) -> None:
         self.instance = instance
+        self.ack_events = ack_events  # answer each evt with an evt_ack, as the platform does
         self.root_keys = {d.device_id: d.root_key for d in devices}
         gateway = gateway_pki or pki  # an impostor brings its own CA and key
+        self.gateway_key = gateway.gateway_key
         self.handshake = GatewayHandshake(
             gateway.gateway_certificate(),
             gateway.gateway_key,
@@ -145,10 +149,10 @@ class FakeGateway:
         client = gmqtt.Client(f"fake-gw-{uuid.uuid4().hex}")
         client.on_message = self._on_message
         await client.connect(MOSQUITTO_HOST, MOSQUITTO_PORT, version=MQTTv311)
+        self._mqtt = client  # before subscribing: a HELLO may be waiting for us
         for device_id in self.root_keys:
             client.subscribe(f"{PREFIX}{device_id}/up/#", qos=1)
         await asyncio.sleep(0.2)  # let SUBACKs land before the test relies on them
-        self._mqtt = client
 
     async def stop(self) -> None:
         if self._mqtt is not None:
@@ -184,7 +188,10 @@ class FakeGateway:
             self.sessions.install(pending.on_confirm(frame))
             self.confirmed += 1
             return
-        self.messages[device_id].append(self.sessions.open(device_id, frame))
+        message = self.sessions.open(device_id, frame)
+        self.messages[device_id].append(message)
+        if message["t"] == "evt" and self.ack_events:
+            self.send(device_id, {"t": "evt_ack", "ids": [message["id"]]})
 
     # -- sending --------------------------------------------------------------------------------
     def _publish(self, device_id: str, frame: bytes) -> None:
@@ -213,6 +220,24 @@ class FakeGateway:
         message = {"t": "cmd", "id": command_id, "name": name, "args": args or {}, "exp": exp}
         self.send(device_id, message)
         return command_id
+
+    def send_reset(
+        self,
+        device_id: str,
+        session_id: bytes | None = None,
+        *,
+        key: SM2PrivateKey | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        """A RESET for the device's current session (or ``session_id``), signed with the
+        gateway key (or ``key``), as a restarted gateway sends it."""
+        if session_id is None:
+            channel = self.sessions.get(device_id)
+            assert channel is not None, "no session with that device"
+            session_id = channel.session_id
+        signer = key or self.gateway_key
+        at = system_ms() if now_ms is None else now_ms
+        self._publish(device_id, reset_frame(signer, device_id, session_id, at))
 
     def send_raw(self, device_id: str, frame: bytes) -> None:
         self._publish(device_id, frame)

@@ -107,6 +107,7 @@ class TestDevice:
         self._now = now_ms or (lambda: int(platform.clock.now().timestamp() * 1000))
         self.downlink: asyncio.Queue[bytes] = asyncio.Queue()
         self.channel: SecureChannel | None = None
+        self.acked_events: list[str] = []  # ids from the platform's evt_acks, in order
         self.client: Any = None
         self._subscribed = asyncio.Event()
 
@@ -172,11 +173,18 @@ class TestDevice:
         self.publish(self.data_topic, frame)
         return frame
 
-    async def receive(self, *, within: float = 10.0) -> dict[str, Any]:
-        """The next downlink DATA message, decrypted."""
+    async def receive(self, *, within: float = 10.0, acks: bool = False) -> dict[str, Any]:
+        """The next downlink DATA message, decrypted. ``evt_ack`` messages are collected in
+        :attr:`acked_events` and skipped unless ``acks``."""
         assert self.channel is not None
-        frame = await asyncio.wait_for(self.downlink.get(), within)
-        return self.channel.open(frame)
+        async with asyncio.timeout(within):
+            while True:
+                message = self.channel.open(await self.downlink.get())
+                if message["t"] != "evt_ack":
+                    return message
+                self.acked_events.extend(message["ids"])
+                if acks:
+                    return message
 
     async def close(self) -> None:
         if self.client is not None:

@@ -36,6 +36,7 @@ from anju.protocol.errors import ProtocolError
 from anju.protocol.frames import SESSION_ID_BYTES, FrameType, frame_type
 from anju.protocol.handshake import ChannelOptions, DeviceHandshake, DeviceKeyStore
 from anju.protocol.keys import MQTT_PASSWORD_LABEL
+from anju.protocol.reset import check_reset
 from anju.protocol.topics import (
     check_device_id,
     down_topic,
@@ -132,6 +133,8 @@ class ClientOptions:
     #: No authentic downlink frame for this long: start a rekey, which also finds out whether the
     #: gateway instance holding the session is still alive (it may have restarted). 0 = never.
     downlink_silence_rekey_s: float = 900.0
+    #: At most one handshake per this many seconds is started by a gateway's RESET.
+    reset_min_interval_s: float = 5.0
     backoff: Backoff = field(default_factory=Backoff)
     channel: ChannelOptions = field(default_factory=ChannelOptions)
 
@@ -144,6 +147,7 @@ class ClientStats:
     connect_failures: int = 0
     sessions: int = 0
     rekeys: int = 0
+    resets: int = 0
     handshake_failures: int = 0
     frames_sent: int = 0
     frames_received: int = 0
@@ -208,6 +212,9 @@ class DeviceClient:
         self._previous: SecureChannel | None = None  # receives in-flight frames after a rekey
         self._data_topic = ""
         self._pending: _PendingHandshake | None = None
+        # session id -> the gateway key its WELCOME authenticated (verifies that session's RESET)
+        self._gateway_keys: dict[bytes, SM2PublicKey] = {}
+        self._last_reset = float("-inf")
         self._rekey_task: asyncio.Task[None] | None = None
         self._last_downlink = time.monotonic()
         self._stopping = asyncio.Event()
@@ -347,6 +354,7 @@ class DeviceClient:
             conn.lost.set()
             self._channel = self._previous = None
             self._pending = None
+            self._gateway_keys.clear()
             if self._rekey_task is not None:
                 self._rekey_task.cancel()
                 self._rekey_task = None
@@ -420,6 +428,8 @@ class DeviceClient:
                 self._pending = None
         conn.mqtt.publish(self._topic_of(channel), confirm, qos=1)
         self.stats.frames_sent += 1
+        if handshake.gateway_public_key is not None:
+            self._gateway_keys[channel.session_id] = handshake.gateway_public_key
         # The gateway proved its key over our fresh HELLO: a mutually authenticated session.
         self._se.clear_failures()
         return channel
@@ -430,6 +440,9 @@ class DeviceClient:
 
     def _install(self, channel: SecureChannel) -> None:
         self._previous, self._channel = self._channel, channel
+        live = {c.session_id for c in (self._previous, channel) if c is not None}
+        for session_id in set(self._gateway_keys) - live:
+            del self._gateway_keys[session_id]
         self._data_topic = self._topic_of(channel)
         self._last_downlink = time.monotonic()
 
@@ -449,6 +462,10 @@ class DeviceClient:
             return
         self._install(channel)
         self.stats.rekeys += 1
+        if self._on_session is not None:
+            # A new session may be on another gateway instance (after a RESET, say): what the
+            # old one received but did not acknowledge must be sent again.
+            await self._on_session()
 
     def _check_rekey(self, channel: SecureChannel) -> None:
         if channel is self._channel and channel.needs_rekey:
@@ -464,6 +481,9 @@ class DeviceClient:
             return
         if kind is FrameType.WELCOME:
             self._on_welcome(frame)
+            return
+        if kind is FrameType.RESET:
+            self._on_reset(frame)
             return
         if kind is not FrameType.DATA:
             self.stats.frames_dropped += 1
@@ -506,6 +526,36 @@ class DeviceClient:
             self._check_alive()  # a failed decryption inside the SE counts there too
             return
         pending.result.set_result(result)
+
+    def _on_reset(self, frame: bytes) -> None:
+        """The gateway no longer holds our current session: handshake again (rate-limited).
+
+        A RESET that does not verify is dropped but not reported to the SE: it grants nothing,
+        and counting it could let whoever can publish to our topic brick the device."""
+        channel = self._channel
+        key = self._gateway_keys.get(channel.session_id) if channel is not None else None
+        try:
+            if channel is None or key is None:
+                raise ProtocolError("wrong_session", "no session to reset")
+            check_reset(
+                frame,
+                device_id=self.device_id,
+                sessions=[(channel.session_id, key)],
+                now_ms=self._now(),
+                window_ms=self.options.channel.time_window_ms,
+            )
+        except ProtocolError as exc:
+            self.stats.frames_dropped += 1
+            self.stats.last_error = exc.code
+            return
+        now = time.monotonic()
+        if now - self._last_reset < self.options.reset_min_interval_s:
+            self.stats.frames_dropped += 1
+            return
+        self._last_reset = now
+        self.stats.resets += 1
+        log.info("device %s: the gateway reset our session; handshaking again", self.device_id)
+        self.request_rekey()
 
     def _refused(self, exc: ProtocolError) -> None:
         """A refused platform-side frame: forgeries count towards the SE's attack threshold."""

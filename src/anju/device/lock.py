@@ -2,9 +2,12 @@
 
 State: locked/unlocked, battery, firmware version, signal, operator attributes. Events go to a
 sealed, power-loss-safe :class:`~anju.device.storage.EventBuffer` first and are uploaded in order
-whenever a session is up (at-least-once, stable ids; the platform de-duplicates). Commands are
+whenever a session is up; an event leaves the buffer only once the platform's ``evt_ack`` says it
+is durably stored (at-least-once, stable ids; the platform de-duplicates resends). Commands are
 executed at most once: the id is recorded durably *before* the lock acts, and a redelivered
-command is acknowledged again with the remembered result but never executed twice.
+command is acknowledged again with the remembered result but never executed twice. Firmware
+updates (``ota.update``) are verified before anything is downloaded and installed by an A/B
+switch (:mod:`anju.device.ota`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,8 +34,11 @@ from anju.device.client import (
     NotConnected,
     system_ms,
 )
+from anju.device.ota import OtaAgent, OtaOptions
+from anju.device.ota_store import OtaStore
 from anju.device.storage import EventBuffer, Sealer, SlotStore
 from anju.errors import AnjuError
+from anju.protocol.firmware import OFFER_COMMAND
 from anju.protocol.messages import canonical_json
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 FIRMWARE_VERSION = "anju-lock/0.1.0"
 FIRMWARE_CONTEXT = b"anju/lock-firmware/v1"
 EVENT_CONTEXT = b"anju/lock-events/v1"
+OTA_CONTEXT = b"anju/lock-ota/v1"
 #: How many executed command ids the lock remembers (the platform gives up on a command after
 #: max_attempts = 5 deliveries within its TTL, so recent ids are all that can come back).
 EXECUTED_MEMORY = 256
@@ -63,15 +70,20 @@ class LockConfig:
 
     buffer_capacity: int = 512
     upload_batch: int = 50
+    #: Seconds to wait for the platform's evt_ack of an uploaded batch before sending it again.
+    ack_timeout_s: float = 30.0
     state_interval_s: float = 300.0
+    #: The factory image, ``<name>/<version>``; firmware updates replace the version.
     firmware: str = FIRMWARE_VERSION
+    ota: OtaOptions = field(default_factory=OtaOptions)
 
 
 @dataclass
 class LockStats:
     """What the simulator summarises."""
 
-    events_sent: int = 0
+    events_sent: int = 0  # acknowledged by the platform (stored there)
+    events_resent: int = 0
     commands_executed: int = 0
     commands_redelivered: int = 0
     acks_sent: int = 0
@@ -127,13 +139,35 @@ class LockFirmware:
             **client_kwargs,
         )
         self._wake_uploader = asyncio.Event()
+        # ids of the uploaded batch the platform has not acknowledged yet
+        self._unacked: set[str] = set()
+        self._batch_acked = asyncio.Event()
+        self._new_session = asyncio.Event()
         self._state_due = asyncio.Event()
+        # Firmware updates: "<name>/<version>" is what ran at the factory; updates change the
+        # version (the reference lock is Python: installing switches the recorded image).
+        self._firmware_name, _, factory_version = self.config.firmware.rpartition("/")
+        self.ota = OtaAgent(
+            OtaStore(
+                data_dir / "ota",
+                se.storage_sealer("lock/ota"),
+                context=OTA_CONTEXT + device_bytes,
+            ),
+            self.client,
+            product=identity.certificate.product,
+            factory_version=factory_version,
+            ca_public_key=identity.ca_public_key,
+            now_s=lambda: now_ms() // 1000,
+            on_installed=self._state_due.set,
+            options=self.config.ota,
+        )
         self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
             "unlock": self._cmd_unlock,
             "lock": self._cmd_lock,
             "report_state": self._cmd_report_state,
             "ping": self._cmd_ping,
             "set_attribute": self._cmd_set_attribute,
+            OFFER_COMMAND: self._cmd_ota_update,
         }
 
     # -- persistence ----------------------------------------------------------------------------
@@ -161,6 +195,12 @@ class LockFirmware:
             ],
         }
         self._store.write(canonical_json(doc))
+
+    @property
+    def firmware(self) -> str:
+        """The running firmware as reported: ``<name>/<version>``, e.g. ``anju-lock/0.1.0``."""
+        version = self.ota.running_version
+        return f"{self._firmware_name}/{version}" if self._firmware_name else version
 
     # -- local operation ------------------------------------------------------------------------
     def record_event(self, kind: str, data: dict[str, Any] | None = None) -> str:
@@ -190,7 +230,7 @@ class LockFirmware:
             "t": "state",
             "at": self._now(),
             "battery": self.battery,
-            "firmware": self.config.firmware,
+            "firmware": self.firmware,
             "signal": self.signal,
             # A flat object of scalars (protocol rule): attributes appear as "attr.<name>".
             "extra": {
@@ -203,6 +243,14 @@ class LockFirmware:
 
     # -- commands -------------------------------------------------------------------------------
     async def _on_message(self, message: dict[str, Any]) -> None:
+        if message["t"] == "evt_ack":
+            self._unacked.difference_update(message["ids"])
+            if not self._unacked:
+                self._batch_acked.set()
+            return
+        if message["t"] == "fw_chunk":
+            self.ota.on_chunk(message)
+            return
         if message["t"] != "cmd":
             return
         command_id: str = message["id"]
@@ -247,6 +295,9 @@ class LockFirmware:
     def _cmd_ping(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         return True, None
 
+    def _cmd_ota_update(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        return self.ota.offer(args)  # checked now; downloaded and installed in the background
+
     def _cmd_set_attribute(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         name, value = args.get("name"), args.get("value")
         if (
@@ -265,26 +316,56 @@ class LockFirmware:
 
     # -- connection life ------------------------------------------------------------------------
     async def _on_session(self) -> None:
+        self.ota.on_session()
         self._state_due.set()
+        self._new_session.set()
         self._wake_uploader.set()
 
     async def _upload(self) -> None:
-        """Send pending events in id order; mark them uploaded once the broker has them all."""
+        """Send pending events in id order, a batch at a time; a batch leaves the buffer once the
+        platform acknowledged every event in it (evt_ack), and is sent again (same ids) after a
+        timeout or on the next session otherwise."""
         while True:
             await self._wake_uploader.wait()
             self._wake_uploader.clear()
+            attempts = 0
             while self.client.connected:
                 batch = self.buffer.pending(self.config.upload_batch)
                 if not batch:
                     break
+                messages = [json.loads(event.record) for event in batch]
+                self._unacked = {message["id"] for message in messages}
+                self._batch_acked.clear()
+                self._new_session.clear()
+                if attempts:
+                    self.stats.events_resent += len(messages)
+                attempts += 1
                 try:
-                    for event in batch:
-                        self.client.send(json.loads(event.record))
+                    for message in messages:
+                        self.client.send(message)
                     await self.client.flush()
                 except (NotConnected, TimeoutError):
                     break  # resent (same ids) after the next handshake
+                if not await self._acknowledged():
+                    continue  # no ack in time, or a new session: send the batch again
+                attempts = 0
                 self.buffer.mark_uploaded(batch[-1].id)
                 self.stats.events_sent += len(batch)
+
+    async def _acknowledged(self) -> bool:
+        """Wait for the evt_ack of the batch in flight; False on timeout or a new session."""
+        acked = asyncio.ensure_future(self._batch_acked.wait())
+        renewed = asyncio.ensure_future(self._new_session.wait())
+        try:
+            await asyncio.wait(
+                {acked, renewed},
+                timeout=self.config.ack_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            acked.cancel()
+            renewed.cancel()
+        return self._batch_acked.is_set()
 
     async def _report_state(self) -> None:
         """Send ``state`` on change, on request, on each new session and periodically."""
@@ -301,6 +382,7 @@ class LockFirmware:
         workers = [
             asyncio.create_task(self._upload()),
             asyncio.create_task(self._report_state()),
+            asyncio.create_task(self.ota.run()),
         ]
         try:
             await self.client.run()

@@ -5,9 +5,14 @@ raises: it checks the topic and frame, answers HELLOs (in tasks: they need the d
 decrypts DATA in arrival order, and hands the work that needs the database to
 
 * the :class:`EventBatcher` (events: one INSERT … ON CONFLICT DO NOTHING per ≤ 100 ms or 500
-  events, so a redelivered or resent event is stored once), and
+  events, so a redelivered or resent event is stored once; once a batch is committed each device
+  gets an ``evt_ack`` naming its events, and only then may it drop them), and
 * one ordered work queue (session confirmations, state reports, command acks, security events),
   so what a device says is applied in the order it said it.
+
+A DATA frame of a session this instance does not hold (it restarted, or the session ended) is
+answered with a signed RESET (rate-limited per device and overall) so the device handshakes again
+at once; at start-up the instance resets the sessions a previous process of it left behind.
 
 Every refusal is counted per reason (:class:`GatewayCounters`) and per device; a device with
 repeated failures (≥ 10 in 60 s by default) is flagged suspicious with an audit entry
@@ -30,13 +35,14 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from anju.audit import AuditLog
-from anju.devices.ca import GatewayCertificates, ca_public_key
+from anju.devices.ca import GATEWAY_SIGNER, GatewayCertificates, ca_public_key
 from anju.devices.commands import CommandService
 from anju.devices.lifecycle import HANDSHAKE_STATUSES
 from anju.devices.models import Device
 from anju.devices.service import DeviceService
 from anju.errors import AnjuError
 from anju.gateway import sessions
+from anju.gateway.firmware import FirmwareOptions, FirmwareServer
 from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
 from anju.gateway.sessions import dialect_insert
 from anju.kit.crypto import random_bytes
@@ -52,6 +58,8 @@ from anju.protocol.frames import (
     frame_type,
 )
 from anju.protocol.handshake import ChannelOptions, GatewayHandshake, PendingSession
+from anju.protocol.messages import MAX_ACK_IDS
+from anju.protocol.reset import reset_frame
 from anju.protocol.topics import check_instance, down_topic, parse_up_topic
 
 logger = logging.getLogger("anju.gateway")
@@ -83,7 +91,11 @@ class GatewayOptions:
     command_poll_seconds: float = 1.0
     sweep_seconds: float = 5.0
     max_concurrent_handshakes: int = 32
+    #: RESET at most once per device per this many seconds, and at most this many per second.
+    reset_interval_seconds: float = 10.0
+    max_resets_per_second: int = 200
     channel: ChannelOptions = field(default_factory=ChannelOptions)
+    firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
 
     def __post_init__(self) -> None:
         check_instance(self.instance)
@@ -106,6 +118,11 @@ class GatewayCounters:
     states: int = 0
     acks: int = 0
     commands_sent: int = 0
+    evt_acks_sent: int = 0
+    resets_sent: int = 0
+    fw_chunks_sent: int = 0
+    fw_not_offered: int = 0
+    fw_reports: int = 0
     sessions_ended: int = 0
     security_events: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -173,10 +190,17 @@ class EventRow:
 class EventBatcher:
     """Collects events and stores them in batches; a failed batch is retried, not lost."""
 
-    def __init__(self, platform: Platform, options: GatewayOptions, counters: GatewayCounters):
+    def __init__(
+        self,
+        platform: Platform,
+        options: GatewayOptions,
+        counters: GatewayCounters,
+        on_stored: Callable[[list[EventRow]], None] | None = None,
+    ):
         self._platform = platform
         self._options = options
         self._counters = counters
+        self._on_stored = on_stored
         self._pending: dict[tuple[str, str], EventRow] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -195,7 +219,9 @@ class EventBatcher:
             return
         self._pending[key] = row
         self._idle.clear()
-        if len(self._pending) >= self._options.batch_max_events:
+        # The first event starts the batch's delay (the task may be asleep, idle); a full
+        # batch is stored at once.
+        if len(self._pending) in (1, self._options.batch_max_events):
             self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="anju-gateway-events")
@@ -233,6 +259,11 @@ class EventBatcher:
             failures = 0
             for row in batch:
                 self._pending.pop((row.device_id, row.event_id), None)
+            if self._on_stored is not None:
+                try:
+                    self._on_stored(batch)
+                except Exception:  # the events are stored; unacknowledged ones are resent
+                    logger.exception("acknowledging %d stored events failed", len(batch))
 
     async def _store(self, batch: list[EventRow]) -> None:
         values = [
@@ -262,6 +293,12 @@ class EventBatcher:
         """Wait until every queued event is stored (used on shutdown and by tests)."""
         self._wake.set()
         await self._idle.wait()
+
+    def abort(self) -> asyncio.Task[None] | None:
+        """Forget what is queued (unstored, unacknowledged); the task, for the caller to cancel."""
+        self._pending.clear()
+        task, self._task = self._task, None
+        return task
 
     async def stop(self) -> None:
         """Store what is queued, then end the background task."""
@@ -317,7 +354,11 @@ class Ingest:
         self._session_random = session_random
         self._handshake_cert = self._certificates.current()
         self._handshake = self._new_handshake()
-        self._events = EventBatcher(platform, self.options, self.counters)
+        self._events = EventBatcher(platform, self.options, self.counters, self._ack_stored)
+        self.firmware = FirmwareServer(platform, self.options.firmware)
+        self._last_reset: dict[str, int] = {}
+        self._closing = False
+        self._reset_budget = (0, 0)  # (second, RESETs sent in it)
         self._work: asyncio.Queue[Work] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._hello_slots = asyncio.Semaphore(self.options.max_concurrent_handshakes)
@@ -328,7 +369,7 @@ class Ingest:
         keys = self.platform.keys
         return GatewayHandshake(
             self._handshake_cert,
-            keys.signer("device-gateway"),
+            keys.signer(GATEWAY_SIGNER),
             ca_public_key(keys),
             self._root_key,
             now_ms=lambda: _now_ms(self.platform),
@@ -352,6 +393,7 @@ class Ingest:
     async def stop(self) -> None:
         """Finish what was received, then stop (keys in memory are dropped)."""
         await self.drain()
+        self._closing = True  # the broker connection is gone: no more evt_acks
         await self._events.stop()
         if self._worker is not None:
             self._worker.cancel()
@@ -370,6 +412,18 @@ class Ingest:
         self._last_seen.clear()
         self._claimed.clear()
         self._pending.clear()
+
+    async def abort(self) -> None:
+        """Stop at once, storing and releasing nothing: what a killed process leaves behind
+        (fault-injection tests; the next process of this instance resets the sessions)."""
+        self._closing = True
+        tasks = [self._worker, self._events.abort(), *self._tasks]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        self._worker = None
+        self._tasks.clear()
 
     def channel(self, device_id: str) -> SecureChannel | None:
         """The confirmed session of ``device_id`` held here, if any."""
@@ -403,7 +457,7 @@ class Ingest:
                     raise ProtocolError("topic_invalid", "DATA goes to …/up/{instance}")
                 self._data(device_id, payload)
             else:
-                raise ProtocolError("handshake_failed", "devices do not send WELCOME")
+                raise ProtocolError("handshake_failed", "devices send only HELLO and DATA")
         except ProtocolError as exc:
             self.reject(device_id, exc.code)
         except Exception:
@@ -449,6 +503,7 @@ class Ingest:
             return
         channel = self.sessions.get(device_id)
         if channel is None or channel.session_id != data.session_id:
+            self._reset(device_id, data.session_id)
             raise ProtocolError("wrong_session", "no such session on this instance")
         try:
             message = channel.open(frame, device_id=device_id)
@@ -480,8 +535,79 @@ class Ingest:
         elif kind == "ack":
             self.counters.acks += 1
             self._enqueue(lambda: self._ack(device_id, message))
+        elif kind == "fw_get":
+            self._firmware_get(device_id, channel, message)
+        elif kind == "fw_state":
+            self.counters.fw_reports += 1
+            self._enqueue(lambda: self.firmware.report(device_id, message))
         else:  # a second CONFIRM
             raise ProtocolError("unknown_message_type", "CONFIRM only once per session")
+
+    def _firmware_get(
+        self, device_id: str, channel: SecureChannel, message: dict[str, Any]
+    ) -> None:
+        """Answer ``fw_get`` with a ``fw_chunk`` in the same session (rate-limited per device:
+        refused requests are dropped and counted, the device asks again)."""
+        if not self.firmware.admit(device_id):
+            self.reject(device_id, "fw_rate_limited")
+            return
+
+        async def answer() -> None:
+            reply = await self.firmware.chunk(device_id, message["pkg"], message["i"])
+            if channel.closed or self._closing:
+                return  # the session ended meanwhile: the device asks again in its next one
+            self.publish(down_topic(device_id), channel.seal(reply))
+            if reply["data"] is None:
+                self.counters.fw_not_offered += 1
+            else:
+                self.counters.fw_chunks_sent += 1
+
+        self._spawn(answer())
+
+    def _ack_stored(self, rows: list[EventRow]) -> None:
+        """Tell each device which of its events are now stored (``evt_ack``), in the session
+        this instance holds; a device without one resends and gets its ack then."""
+        if self._closing:
+            return
+        by_device: dict[str, list[str]] = {}
+        for row in rows:
+            by_device.setdefault(row.device_id, []).append(row.event_id)
+        for device_id, ids in by_device.items():
+            channel = self.sessions.get(device_id)
+            if channel is None:
+                continue
+            for start in range(0, len(ids), MAX_ACK_IDS):
+                message = {"t": "evt_ack", "ids": ids[start : start + MAX_ACK_IDS]}
+                self.publish(down_topic(device_id), channel.seal(message))
+                self.counters.evt_acks_sent += 1
+
+    def _reset(self, device_id: str, session_id: bytes) -> None:
+        """Send a signed RESET for a session this instance does not hold (rate-limited)."""
+        now = _now_ms(self.platform)
+        last = self._last_reset.get(device_id)
+        if last is not None and now - last < self.options.reset_interval_seconds * 1000:
+            return
+        second, sent = self._reset_budget
+        if now // 1000 != second:
+            second, sent = now // 1000, 0
+        if sent >= self.options.max_resets_per_second:
+            return
+        self._reset_budget = (second, sent + 1)
+        self._last_reset[device_id] = now
+        frame = reset_frame(self.platform.keys.signer(GATEWAY_SIGNER), device_id, session_id, now)
+        self.publish(down_topic(device_id), frame)
+        self.counters.resets_sent += 1
+
+    async def reset_orphans(self) -> int:
+        """Reset and release the sessions a previous process of this instance left behind (it
+        was killed): their devices handshake again at once. The number of sessions."""
+        async with self.platform.db.transaction() as session:
+            rows = await sessions.held_by(session, self.instance)
+        orphans = {d: bytes.fromhex(s) for d, s in rows.items() if d not in self._claimed}
+        for device_id, session_id in orphans.items():
+            self._reset(device_id, session_id)
+            self._enqueue(partial(self._end_session, device_id, session_id))
+        return len(orphans)
 
     def _confirm(self, device_id: str, pending: PendingSession, frame: bytes) -> None:
         # A refused CONFIRM leaves the pending handshake to PendingSession's own rules (a forged
@@ -581,6 +707,10 @@ class Ingest:
             if now - started > window:
                 del self._pending[device_id]  # the device never confirmed
         self.failures.forget_idle(now)
+        reset_limit = now - int(self.options.reset_interval_seconds * 1000)
+        for device_id, at in list(self._last_reset.items()):
+            if at < reset_limit:
+                del self._last_reset[device_id]
         return ended
 
     def forget(self, device_id: str) -> None:
@@ -588,6 +718,7 @@ class Ingest:
         self._last_seen.pop(device_id, None)
         self._claimed.pop(device_id, None)
         self.sessions.remove(device_id)
+        self.firmware.forget(device_id)
 
     async def sweep(self) -> None:
         """End idle sessions (release rows, mark offline) and drop sessions that are not ours."""
@@ -595,6 +726,7 @@ class Ingest:
             self.counters.sessions_ended += 1
             self._enqueue(partial(self._end_session, device_id, session_id))
         await self.reconcile()
+        await self.firmware.tick()
 
     async def reconcile(self) -> None:
         """Forget sessions whose row names another instance or whose device may no longer

@@ -66,6 +66,13 @@ class Gateway:
         self._stop.clear()
         self.ingest.start()
         await self.client.connect()
+        orphans = await self.ingest.reset_orphans()
+        if orphans:
+            logger.warning(
+                "gateway instance %04x: reset %d sessions left by a previous process",
+                self.options.instance,
+                orphans,
+            )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self._stop), name="anju-gateway-commands"),
             asyncio.create_task(self._sweep(), name="anju-gateway-sweep"),
@@ -87,6 +94,19 @@ class Gateway:
                 await self.ingest.sweep()
             except Exception:
                 logger.exception("gateway sweep failed; retrying")
+
+    async def abort(self) -> None:
+        """Drop the broker connection and stop without storing or releasing anything — what
+        ``kill -9`` leaves behind (fault-injection tests)."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await self.ingest.abort()
+        with contextlib.suppress(Exception):
+            await self.client.disconnect()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        logger.warning("gateway instance %04x aborted", self.options.instance)
 
     async def stop(self) -> None:
         """Stop taking messages, store what was received, end the loops."""

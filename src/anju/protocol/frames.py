@@ -1,4 +1,5 @@
-"""Binary frames of the device protocol: HELLO, WELCOME and DATA (layouts in docs/protocol.md).
+"""Binary frames of the device protocol: HELLO, WELCOME, RESET and DATA (layouts in
+docs/protocol.md).
 
 Every frame starts with version (u8 = 1) ‖ type (u8). Decoding is strict and bounded: a frame
 longer than :data:`MAX_FRAME_BYTES` is refused before any parsing, and every length is checked.
@@ -24,6 +25,7 @@ MIN_SIGNATURE_BYTES = 8
 TAG_BYTES = 16
 HELLO_CONTEXT = b"anju/hello/v1"
 WELCOME_CONTEXT = b"anju/welcome/v1"
+RESET_CONTEXT = b"anju/reset/v1"
 
 _HEADER = struct.Struct(">BB")
 DATA_HEADER = struct.Struct(">BB8sQQ")  # version, type, session id, seq, time (ms)
@@ -34,6 +36,7 @@ _U64 = struct.Struct(">Q")
 class FrameType(IntEnum):
     HELLO = 0x01
     WELCOME = 0x02
+    RESET = 0x03
     DATA = 0x10
 
 
@@ -190,6 +193,48 @@ def decode_welcome(frame: bytes) -> Welcome:
 def transcript_hash(hello: bytes, welcome: bytes) -> bytes:
     """SM3(HELLO frame ‖ WELCOME frame), both complete; CONFIRM carries it in hex."""
     return sm3(hello + welcome)
+
+
+# --- RESET ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A decoded RESET (platform → device): "this session is unknown here, handshake again".
+    Not yet verified."""
+
+    session_id: bytes
+    time_ms: int
+    signature: bytes
+    raw: bytes
+
+    def signed_message(self, device_id: str) -> bytes:
+        """What the gateway signed for ``device_id``."""
+        return reset_signed_message(device_id, self.raw[: len(self.raw) - len(self.signature)])
+
+
+def reset_prefix(session_id: bytes, time_ms: int) -> bytes:
+    """RESET bytes before the signature: header ‖ session id ‖ time."""
+    if len(session_id) != SESSION_ID_BYTES:
+        raise ValueError("session id must be 8 bytes")
+    return _HEADER.pack(VERSION, FrameType.RESET) + session_id + _U64.pack(time_ms)
+
+
+def reset_signed_message(device_id: str, prefix: bytes) -> bytes:
+    """``b"anju/reset/v1" ‖ SM3(device id (ASCII) ‖ prefix)``: bound to one device."""
+    return RESET_CONTEXT + sm3(device_id.encode("ascii") + prefix)
+
+
+def decode_reset(frame: bytes) -> Reset:
+    """Parse a RESET frame (strict)."""
+    if frame_type(frame) != FrameType.RESET:
+        raise _malformed("expected a RESET frame")
+    offset = _HEADER.size + SESSION_ID_BYTES + 8
+    if len(frame) < offset:
+        raise _malformed("RESET truncated")
+    session_id = frame[_HEADER.size : _HEADER.size + SESSION_ID_BYTES]
+    (time_ms,) = _U64.unpack_from(frame, _HEADER.size + SESSION_ID_BYTES)
+    return Reset(session_id, time_ms, _signature_rest(frame, offset), frame)
 
 
 # --- DATA -------------------------------------------------------------------------------------

@@ -158,6 +158,8 @@ class DeviceHandshake:
         self._hello = b""
         self._td = 0
         self._nd = b""
+        #: The gateway key authenticated by the WELCOME (it also signs that session's RESET).
+        self.gateway_public_key: SM2PublicKey | None = None
 
     def hello(self) -> bytes:
         """The HELLO frame (once per handshake)."""
@@ -201,6 +203,7 @@ class DeviceHandshake:
         )
         th = transcript_hash(self._hello, frame)
         confirm = channel.seal({"t": "confirm", "th": th.hex()})
+        self.gateway_public_key = welcome.certificate.public_key
         self._state = _State.DONE
         return channel, confirm
 

@@ -123,8 +123,45 @@ def _is_flat_report(v: Any) -> bool:
     )
 
 
+#: At most this many event ids in one ``evt_ack``.
+MAX_ACK_IDS = 256
+
+
+def _id_list(v: Any) -> bool:
+    """1 to MAX_ACK_IDS event ids."""
+    return (
+        isinstance(v, list)
+        and 1 <= len(v) <= MAX_ACK_IDS
+        and all(isinstance(x, str) and _ID.fullmatch(x) for x in v)
+    )
+
+
+# --- firmware transfer (anju.protocol.firmware builds on these) ---
+#: ``fw_state`` states in the order a device goes through them; ``failed`` may end any step.
+FW_STATES = ("downloading", "verified", "updating", "updated", "failed")
+#: Image bytes per ``fw_chunk`` (the last chunk may be shorter) and chunks per image at most.
+FW_CHUNK_BYTES = 8192
+FW_MAX_CHUNKS = 512
+_FW_CHUNK_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_FW_CHUNK_B64_MAX = 4 * -(-FW_CHUNK_BYTES // 3)
+
+
+def _is_chunk_data(v: Any) -> bool:
+    """Base64 (with padding) of 1 to FW_CHUNK_BYTES bytes."""
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= _FW_CHUNK_B64_MAX
+        and _FW_CHUNK_B64.fullmatch(v) is not None
+    )
+
+
+def _one_of(values: tuple[str, ...]) -> Check:
+    return lambda v: isinstance(v, str) and v in values
+
+
 _TIME_MS = _int(0, MAX_INT)
 _TEXT64 = _str(re.compile(r"[\x20-\x7e]{1,64}"))
+_CHUNK_INDEX = _int(0, FW_MAX_CHUNKS - 1)
 
 #: type -> (required fields, optional fields), each field -> check.
 SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
@@ -144,6 +181,11 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
             {"extra": _is_flat_report},
         ),
         "ack": ({"id": _str(_ID), "ok": _is_bool, "code": _opt(_str(_CODE))}, {}),
+        "fw_get": ({"pkg": _str(_ID), "i": _CHUNK_INDEX}, {}),
+        "fw_state": (
+            {"pkg": _str(_ID), "state": _one_of(FW_STATES), "code": _opt(_str(_CODE))},
+            {},
+        ),
     },
     "platform": {
         "cmd": (
@@ -151,6 +193,16 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
             {},
         ),
         "rekey": ({}, {}),
+        "evt_ack": ({"ids": _id_list}, {}),
+        "fw_chunk": (
+            {
+                "pkg": _str(_ID),
+                "i": _CHUNK_INDEX,
+                "data": _opt(_is_chunk_data),
+                "code": _opt(_str(_CODE)),
+            },
+            {},
+        ),
     },
 }
 
@@ -177,6 +229,10 @@ def validate_message(message: Any, sender: Sender) -> dict[str, Any]:
             raise _bad(f"{kind}: field {name!r} has the wrong type or value")
     if kind == "ack" and message["ok"] == (message["code"] is not None):
         raise _bad("ack: code must be null when ok and set when not ok")
+    if kind == "fw_state" and (message["state"] == "failed") == (message["code"] is None):
+        raise _bad("fw_state: code must be set when failed and null otherwise")
+    if kind == "fw_chunk" and (message["data"] is None) == (message["code"] is None):
+        raise _bad("fw_chunk: exactly one of data and code")
     _check_value(message, 0)
     return message
 

@@ -330,22 +330,35 @@ class CommandService:
                 f"{command.status} 命令不能取消 / a {command.status} command cannot be cancelled",
                 details={"status": command.status},
             )
-        now = self.clock.now()
-        command.status = CommandStatus.CANCELLED
-        command.result_code = CANCELLED
-        command.finished_at = now
-        await self.session.flush()
-        details = self._details(command)
+        details = await self._cancel(command, actor=principal.actor)
         device = await self.repo.device(command.device_id)
         if device is not None:
             await DeviceService(self.platform, self.session).record_operation(
                 device, actor=principal.actor, operation="command.cancelled", details=details
             )
-        await self._audit(
-            command, "devices.command.cancelled", actor=principal.actor, details=details
-        )
-        self.counters.cancelled += 1
         return command
+
+    async def _cancel(self, command: DeviceCommand, *, actor: str) -> Details:
+        """Close a queued command as cancelled (audited); its audit details."""
+        command.status = CommandStatus.CANCELLED
+        command.result_code = CANCELLED
+        command.finished_at = self.clock.now()
+        await self.session.flush()
+        details = self._details(command)
+        await self._audit(command, "devices.command.cancelled", actor=actor, details=details)
+        self.counters.cancelled += 1
+        return details
+
+    async def withdraw(self, command_ids: list[str], *, actor: str) -> set[str]:
+        """Cancel those of ``command_ids`` that are still queued, for the platform code that
+        queued them (a firmware rollout pausing); sent ones are left alone. The ids cancelled."""
+        cancelled: set[str] = set()
+        for command_id in command_ids:
+            command = await self.repo.command(command_id, for_update=True)
+            if command is not None and command.status == CommandStatus.QUEUED:
+                await self._cancel(command, actor=actor)
+                cancelled.add(command.id)
+        return cancelled
 
     async def get(self, principal: Principal, command_id: str) -> DeviceCommand:
         """One command of the caller's organisation (404 for any other)."""
