@@ -111,8 +111,8 @@ async def run(
     from anju.devices.provisioning import FactoryRecord, ProvisioningService
     from anju.gateway.broker import EmbeddedBroker
     from anju.gateway.client import BrokerAddress
-    from anju.gateway.ingest import GatewayOptions
     from anju.gateway.mosquitto import write_mosquitto_files
+    from anju.gateway.options import GatewayOptions
     from anju.gateway.runner import Gateway
     from anju.kit.crypto import random_bytes
     from anju.migrations import upgrade
