@@ -138,7 +138,7 @@ async def run(devices: int, rate: int, seconds: float) -> dict[str, Any]:
     from anju.cli.serve import http_app
     from anju.devices.ca import ca_public_key_pem
     from anju.devices.command_models import DeviceCommand
-    from anju.gateway.ingest import GatewayOptions
+    from anju.gateway.options import GatewayOptions
     from anju.gateway.runner import Gateway
 
     tmp = scratch_dir("anju-bench-cmd-")

@@ -103,8 +103,8 @@ async def run(
 
     from anju.devices.ca import ca_public_key_pem
     from anju.devices.models import Device
-    from anju.gateway.ingest import GatewayOptions
     from anju.gateway.models import DeviceSession
+    from anju.gateway.options import GatewayOptions
     from anju.gateway.runner import Gateway
 
     tmp = scratch_dir("anju-bench-conn-")

@@ -22,7 +22,7 @@ from anju.devices.commands import CommandService
 from anju.devices.commands.wakeup import subscribe
 from anju.gateway.client import BrokerAddress
 from anju.gateway.command_notices import CommandNotices
-from anju.gateway.ingest import GatewayOptions
+from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
 from anju.platform import Platform

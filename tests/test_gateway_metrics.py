@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from anju.cli.serve import http_app
-from anju.gateway.ingest import GatewayOptions
+from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.topics import up_topic

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from anju.devices.lifecycle import Status
 from anju.gateway.client import BrokerAddress
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent, DeviceSession
 from anju.gateway.mosquitto import (
     ACL_FILE,
@@ -26,6 +25,7 @@ from anju.gateway.mosquitto import (
     password_matches,
     write_mosquitto_files,
 )
+from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.topics import down_topic, session_up_topic, up_topic

@@ -14,7 +14,8 @@ from anju.gateway.client import BrokerAddress, GatewayClient, parse_mqtt_url
 from anju.gateway.command_notices import CommandNotices
 from anju.gateway.credentials import GATEWAY_USERNAME, gateway_client_id, gateway_password
 from anju.gateway.dispatch import CommandDispatcher
-from anju.gateway.ingest import GatewayOptions, Ingest
+from anju.gateway.ingest import Ingest
+from anju.gateway.options import GatewayOptions
 from anju.platform import Platform
 
 logger = logging.getLogger("anju.gateway")
