@@ -247,10 +247,9 @@ def report(r: dict[str, Any]) -> None:
     )
     sent = r["to_sent_ms"]
     print(
-        f"created_at → marked sent: p50 {sent['p50']:.1f} / p99 {sent['p99']:.1f} ms (the commit "
-        f"wakes delivery; the poll would be up to 1,000 ms); {r['full_passes']} full passes "
-        f"meanwhile; platform process CPU (HTTP + gateway): {r['cpu_us_per_command']:.0f} µs "
-        "per command",
+        f"created_at → marked sent: p50 {sent['p50']:.1f} / p99 {sent['p99']:.1f} ms (woken by "
+        f"the commit; {r['full_passes']} full passes of the 1 s poll meanwhile); platform "
+        f"process CPU (HTTP + gateway): {r['cpu_us_per_command']:.0f} µs per command",
         flush=True,
     )
 
