@@ -12,7 +12,7 @@ import pytest
 from anju.firmware.service import FirmwareService, RolloutSpec
 from anju.gateway.client import BrokerAddress
 from anju.gateway.firmware import FirmwareOptions
-from anju.gateway.ingest import GatewayOptions
+from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.platform import Platform
 from anju.protocol.firmware import CHUNK_BYTES, Offer, chunk_of

@@ -22,8 +22,8 @@ from anju.devices.commands import CommandService, CommandStatus
 from anju.devices.lifecycle import Status
 from anju.devices.models import Device
 from anju.gateway.dispatch import notify_commands
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent, DeviceSecurityFlag, DeviceSession
+from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.frames import MAX_FRAME_BYTES

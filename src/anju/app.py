@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
+from prometheus_client.registry import Collector
 
 from anju import __version__
 from anju.api import docs, health, metrics
@@ -46,8 +49,12 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(biometrics_router)
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """The FastAPI app serving ``platform``: routers, health, metrics, docs, one error model."""
+def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:
+    """The FastAPI app serving ``platform``: routers, health, metrics, docs, one error model.
+
+    ``collectors`` add live metrics of parts running in the same process (``anju serve``: the
+    gateway's, :class:`anju.gateway.metrics.GatewayCollector`) to ``/metrics``.
+    """
     app = FastAPI(
         title="anju 安居 API",
         version=__version__,
@@ -58,6 +65,8 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     app.state.metrics = HttpMetrics()
+    for collector in collectors:
+        app.state.metrics.registry.register(collector)
 
     install_error_handlers(app)
     app.include_router(health.router)

@@ -19,6 +19,7 @@ class Admin:
     org_id: str | None
     login: str
     secret: str
+    token: str = ""  # the first sign-in's session (second factor verified by the enrolment)
 
 
 async def make_admin(platform: Platform, login: str = "sa-one", org: str | None = "Org A") -> Admin:
@@ -35,7 +36,7 @@ async def make_admin(platform: Platform, login: str = "sa-one", org: str | None 
         token,
         lambda s, p: s.confirm_totp(p, totp.code_at(secret, platform.clock.now())),
     )
-    return Admin(admin_id, org_id, login, secret)
+    return Admin(admin_id, org_id, login, secret, token)
 
 
 async def login_token(

@@ -9,12 +9,13 @@ import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from anju.gateway.broker import EmbeddedBroker
 from anju.gateway.client import BrokerAddress
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.mosquitto import write_mosquitto_files
+from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.platform import Platform
 from tests.support.services import require_service
@@ -47,9 +48,20 @@ async def embedded_broker(platform: Platform) -> AsyncIterator[EmbeddedBroker]:
         await broker.stop()
 
 
+@dataclass(frozen=True)
+class MosquittoProcess:
+    address: BrokerAddress
+    process: asyncio.subprocess.Process
+
+
 @contextlib.asynccontextmanager
-async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterator[BrokerAddress]:
-    """``mosquitto -c`` with the generated files on a free loopback port; killed afterwards."""
+async def mosquitto_process(
+    platform: Platform, directory: Path, *, keep_log: bool = True
+) -> AsyncIterator[MosquittoProcess]:
+    """``mosquitto -c`` with the generated files on a free loopback port; killed afterwards.
+
+    ``keep_log=False`` discards its log (thousands of connections would fill an unread pipe).
+    """
     require_service("mosquitto binary", shutil.which(MOSQUITTO) is not None)
     port = free_port()
     # Run as whoever runs the tests (as root, Mosquitto would otherwise switch to "mosquitto",
@@ -63,7 +75,7 @@ async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterato
         "-c",
         str(files.config),
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if keep_log else asyncio.subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 10
@@ -77,7 +89,7 @@ async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterato
                     err = await process.stderr.read() if process.stderr else b""
                     raise RuntimeError(f"mosquitto did not start: {err.decode()}") from None
                 await asyncio.sleep(0.05)
-        yield BrokerAddress("127.0.0.1", port, version=5)
+        yield MosquittoProcess(BrokerAddress("127.0.0.1", port, version=5), process)
     finally:
         if process.returncode is None:
             process.terminate()
@@ -86,6 +98,13 @@ async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterato
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterator[BrokerAddress]:
+    """``mosquitto -c`` with the generated files on a free loopback port; its address."""
+    async with mosquitto_process(platform, directory) as running:
+        yield running.address
 
 
 @contextlib.asynccontextmanager

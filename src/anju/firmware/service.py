@@ -20,14 +20,13 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
-from anju.accounts.roles import Cap
-from anju.accounts.service import AccountService
 from anju.audit import AuditLog
 from anju.db import new_id, run_with_failure_effects
 from anju.devices.ca import ca_public_key
 from anju.devices.commands.rules import MAX_TTL_SECONDS
 from anju.devices.lifecycle import HANDSHAKE_STATUSES, HEX_ID
 from anju.devices.models import Device
+from anju.devices.permissions import require_device_manager, require_device_reader
 from anju.errors import Forbidden, InvalidInput, NotFound
 from anju.firmware.models import FirmwarePackage, FirmwareRollout, FirmwareRolloutDevice
 from anju.firmware.progress import Details, RolloutProgress
@@ -186,7 +185,7 @@ class FirmwareService:
         )
 
     async def upload_as(self, principal: Principal, data: bytes) -> FirmwarePackage:
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         if len(data) > MAX_PACKAGE_BYTES:
             raise self._refused("fw_too_large", principal.actor, len(data))
         return await self.upload(principal.actor, data)
@@ -196,12 +195,12 @@ class FirmwareService:
     ) -> Sequence[FirmwarePackage]:
         """Packages (newest version first per product); ``principal`` None: the CLI."""
         if principal is not None:
-            self._require_read(principal)
+            require_device_reader(principal)
         return await self.repo.packages(product, limit=limit, offset=offset)
 
     async def package(self, principal: Principal | None, package_id: str) -> FirmwarePackage:
         if principal is not None:
-            self._require_read(principal)
+            require_device_reader(principal)
         package = await self.repo.package(package_id) if len(package_id) <= 36 else None
         if package is None:
             raise package_not_found()
@@ -446,15 +445,6 @@ class FirmwareService:
         return rollout
 
     # --- for signed-in principals (HTTP) ---------------------------------------------------
-    def _require_manage(self, principal: Principal) -> None:
-        AccountService.require(principal, Cap.DEVICES_MANAGE)
-        AccountService(self.platform, self.session).require_second_factor(principal)
-
-    @staticmethod
-    def _require_read(principal: Principal) -> None:
-        if not principal.has(Cap.DEVICES_MANAGE):
-            AccountService.require(principal, Cap.DEVICES_READ)
-
     @staticmethod
     def org_of(principal: Principal) -> str:
         """Over HTTP a rollout belongs to the caller's organisation (operators use the CLI)."""
@@ -465,16 +455,16 @@ class FirmwareService:
         return principal.org_id
 
     async def create_rollout_as(self, principal: Principal, spec: RolloutSpec) -> FirmwareRollout:
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         return await self.create_rollout(principal.actor, self.org_of(principal), spec)
 
     async def act_as(self, principal: Principal, rollout_id: str, action: str) -> FirmwareRollout:
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         return await self.act(principal.actor, self.org_of(principal), rollout_id, action)
 
     def readable_org(self, principal: Principal) -> str:
         """The organisation whose rollouts ``principal`` may read (``devices.read``)."""
-        self._require_read(principal)
+        require_device_reader(principal)
         return self.org_of(principal)
 
 

@@ -23,8 +23,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
-from anju.accounts.roles import Cap
-from anju.accounts.service import AccountService
 from anju.audit import AuditLog, NewEntry
 from anju.db import new_id
 from anju.devices.command_models import DeviceCommand
@@ -48,7 +46,9 @@ from anju.devices.commands.rules import (
     check_result_code,
     check_ttl,
 )
+from anju.devices.commands.wakeup import announce_after_commit
 from anju.devices.lifecycle import HANDSHAKE_STATUSES, HEX_ID
+from anju.devices.permissions import require_device_manager, require_device_reader
 from anju.devices.service import DeviceService, check_device_id, not_found
 from anju.errors import InvalidInput, NotFound
 from anju.platform import Platform
@@ -107,7 +107,8 @@ class CommandService:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> DeviceCommand:
-        """Queue a command in the caller's transaction (rolled back → never sent).
+        """Queue a command in the caller's transaction (rolled back → never sent; committed →
+        command delivery is woken at once, :mod:`anju.devices.commands.wakeup`).
 
         ``org_id`` scopes the call: a device of another organisation is "not found"; None is
         the platform operator (any device).
@@ -155,6 +156,8 @@ class CommandService:
             device, actor=actor, operation="command.queued", details=details
         )
         await self._audit(command, "devices.command.queued", actor=actor, details=details)
+        # The gateway holding the device sends it as soon as this transaction commits.
+        await announce_after_commit(self.session, device.id)
         self.counters.queued += 1
         return command
 
@@ -315,7 +318,7 @@ class CommandService:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> DeviceCommand:
         """Queue a command to a device of the caller's organisation (second factor required)."""
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         if principal.org_id is None or not HEX_ID.match(device_id):
             raise not_found()  # platform-level accounts command devices at the CLI
         return await self.enqueue(
@@ -330,7 +333,7 @@ class CommandService:
 
     async def cancel(self, principal: Principal, command_id: str) -> DeviceCommand:
         """Cancel a command that has not been sent yet (a sent one may already have run)."""
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         command = await self._visible(principal, command_id, for_update=True)
         if command.status != CommandStatus.QUEUED:
             raise CommandNotCancellable(
@@ -369,7 +372,7 @@ class CommandService:
 
     async def get(self, principal: Principal, command_id: str) -> DeviceCommand:
         """One command of the caller's organisation (404 for any other)."""
-        self._require_read(principal)
+        require_device_reader(principal)
         return await self._visible(principal, command_id)
 
     async def list_for_device(
@@ -382,7 +385,7 @@ class CommandService:
         offset: int = 0,
     ) -> list[DeviceCommand]:
         """Commands of a device of the caller's organisation, newest first."""
-        self._require_read(principal)
+        require_device_reader(principal)
         device = await self.repo.device(device_id) if HEX_ID.match(device_id) else None
         if device is None or principal.org_id is None or device.org_id != principal.org_id:
             raise not_found()
@@ -392,15 +395,6 @@ class CommandService:
         return list(rows)
 
     # --- helpers ---------------------------------------------------------------------------
-    def _require_manage(self, principal: Principal) -> None:
-        AccountService.require(principal, Cap.DEVICES_MANAGE)
-        AccountService(self.platform, self.session).require_second_factor(principal)
-
-    @staticmethod
-    def _require_read(principal: Principal) -> None:
-        if not principal.has(Cap.DEVICES_MANAGE):
-            AccountService.require(principal, Cap.DEVICES_READ)
-
     async def _visible(
         self, principal: Principal, command_id: str, *, for_update: bool = False
     ) -> DeviceCommand:
