@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from anju.audit.models import AuditEntry
+from anju.biometrics import remote
 from anju.biometrics.models import FaceCapture, LivenessChallenge
 from anju.biometrics.service import BiometricService, Operator
 from anju.face.detector import Detection
@@ -493,3 +494,24 @@ async def test_bad_requests_get_clear_errors_and_never_reach_the_engine(
         "file_too_large",
         "liveness_too_many_frames",
     ]
+
+
+async def test_checks_beyond_the_in_flight_limit_are_turned_away(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    desk: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    challenge = await new_challenge(client, desk)
+    body = {"challenge_id": challenge["id"], "frames": [{"at_ms": 1, "image": "AAAA"}]}
+    monkeypatch.setattr(remote, "_in_flight", remote.MAX_IN_FLIGHT)  # the engine is busy
+    busy = await client.post(
+        f"{BASE}/document-checks", json={**body, "document": "AAAA"}, headers=desk
+    )
+    assert (busy.status_code, code_of(busy)) == (503, "biometrics_busy")
+    monkeypatch.setattr(remote, "_in_flight", 0)
+    # The challenge was not used up by the refused request.
+    later = await client.post(
+        f"{BASE}/document-checks", json={**body, "document": "AAAA"}, headers=desk
+    )
+    assert reason_codes(later.json(), "liveness") == ["liveness_too_few_frames"]
