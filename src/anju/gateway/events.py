@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
+from anju.devices.models import Device
 from anju.gateway.models import DeviceEvent
 from anju.gateway.options import GatewayCounters, GatewayOptions
 from anju.gateway.sessions import dialect_insert
@@ -136,6 +139,15 @@ class EventBatcher:
             for r in batch
         ]
         async with self._platform.db.transaction() as session:
+            unknown = {v["device_id"] for v in values if v["org_id"] is None}
+            if unknown:  # the session's confirmation is not stored yet: look the owner up
+                rows = await session.execute(
+                    select(Device.id, Device.org_id).where(Device.id.in_(unknown))
+                )
+                owners = {row.id: row.org_id for row in rows}
+                for v in values:
+                    if v["org_id"] is None:
+                        v["org_id"] = owners.get(v["device_id"])
             # One cached statement executed for many rows ("insertmanyvalues" batches them).
             stmt = dialect_insert(session, DeviceEvent)
             stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_id"])

@@ -115,6 +115,7 @@ class Ingest:
         self._last_seen: dict[str, int] = {}
         # Sessions whose device_sessions row is committed: only these get commands.
         self._claimed: dict[str, bytes] = {}
+        self._confirming: set[str] = set()  # devices whose session confirmation is queued
         self._org: dict[str, str | None] = {}
         self._certificates = GatewayCertificates(
             platform.keys, platform.clock, origin=platform.settings.audit_origin
@@ -439,14 +440,23 @@ class Ingest:
         self.sessions.install(channel)  # a previous session of the device ends here
         self._last_seen[device_id] = _now_ms(self.platform)
         self.counters.handshakes += 1
-        self._enqueue(lambda: self._session_confirmed(device_id, channel.session_id))
+        self._confirm_later(device_id, channel.session_id)
+
+    def _confirm_later(self, device_id: str, session_id: bytes) -> None:
+        """Queue the database side of a confirmed session (claim the row, mark online)."""
+        self._confirming.add(device_id)
+        self._enqueue(lambda: self._session_confirmed(device_id, session_id))
 
     async def _session_confirmed(self, device_id: str, session_id: bytes) -> None:
-        async with self.platform.db.transaction() as session:
-            now = self.platform.clock.now()
-            await sessions.claim(session, device_id, self.instance, session_id, now)
-            device = await DeviceService(self.platform, session).mark_online(device_id)
-            self._org[device_id] = device.org_id
+        try:
+            async with self.platform.db.transaction() as session:
+                now = self.platform.clock.now()
+                await sessions.claim(session, device_id, self.instance, session_id, now)
+                device = await DeviceService(self.platform, session).mark_online(device_id)
+                self._org[device_id] = device.org_id
+        finally:
+            # On failure (database away) the sweep's reconcile queues it again.
+            self._confirming.discard(device_id)
         current = self.sessions.get(device_id)
         if current is None or current.session_id != session_id:
             return  # replaced or ended while the row was written
@@ -552,8 +562,12 @@ class Ingest:
         await self.firmware.tick()
 
     async def reconcile(self) -> None:
-        """Forget sessions whose row names another instance or whose device may no longer
-        connect (suspended, revoked, decommissioned); release the row in the latter case."""
+        """Record sessions whose confirmation could not be stored (database away); forget
+        sessions whose row names another instance or whose device may no longer connect
+        (suspended, revoked, decommissioned), releasing the row in the latter case."""
+        for device_id, session_id in self.sessions.current().items():
+            if device_id not in self._claimed and device_id not in self._confirming:
+                self._confirm_later(device_id, session_id)
         claimed = dict(self._claimed)
         if not claimed:
             return
