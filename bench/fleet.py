@@ -210,10 +210,10 @@ async def _provision_here(
 @contextlib.asynccontextmanager
 async def private_mosquitto(platform: Any, directory: Path) -> AsyncIterator[Any]:
     """``mosquitto -c`` with the generated files (a password per device) on a free port, as
-    the tests run it; ``.address`` and ``.process`` (its log is discarded)."""
+    the tests run it; ``.address`` and ``.process`` (its log goes to a file there)."""
     from tests.support.gateway_env import mosquitto_process
 
-    async with mosquitto_process(platform, directory, keep_log=False) as running:
+    async with mosquitto_process(platform, directory) as running:
         yield running
 
 

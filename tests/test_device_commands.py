@@ -31,10 +31,10 @@ from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.messages import decode_message, encode_message
-from tests.test_devices_registry import (
+from tests.support.registry import (
     Made,
     Tenant,
-    as_principal,
+    as_device_principal,
     audit_entries,
     claim,
     manufacture,
@@ -403,7 +403,7 @@ async def test_only_queued_commands_can_be_cancelled(
     await in_tx(platform, lambda s: s.mark_sent([sent.id]))
 
     async def cancel(t: Tenant, command_id: str) -> DeviceCommand:
-        return await as_principal(
+        return await as_device_principal(
             platform,
             t.token,
             lambda d, p: CommandService(platform, d.session).cancel(p, command_id),

@@ -16,7 +16,7 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.accounts import as_principal, login_token, make_admin, make_member, step_up
 from tests.support.http import bearer, code_of, signed_in
-from tests.test_devices_registry import Made, audit_entries, manufacture
+from tests.support.registry import Made, audit_entries, manufacture
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.device_harness import fast_options, running
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
+from tests.support.gateway_state import enqueue
 from tests.support.mqtt_device import manufacture_registered
-from tests.test_gateway_flow import enqueue
 
 pytestmark = pytest.mark.req("R2", "R11", "L14", "L16", "L17", "R18")
 

@@ -9,7 +9,6 @@ import contextlib
 import os
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,61 +18,10 @@ from hypothesis import strategies as st
 
 from anju.device import EventBuffer, SlotStore, Sm4GcmSealer, StorageError
 from anju.kit.crypto import sm4_gcm_decrypt
+from tests.support.power_loss import PowerLoss, damage, power_cut_at
 
 KEY = bytes(range(16))
 CONTEXT = b"test/record/v1"
-
-
-class PowerLoss(BaseException):
-    """The process dies here (not an Exception: nothing in the code under test may catch it)."""
-
-
-_PATCHED = ("open", "write", "fsync", "close", "replace", "ftruncate", "lseek", "truncate")
-
-
-@contextlib.contextmanager
-def power_cut_at(call: int, *, partial: bool = True) -> Iterator[list[str]]:
-    """Kill the process at the ``call``-th file-system call (0-based). A killed ``os.write``
-    first writes half its bytes when ``partial``. Yields the names of the calls made."""
-    calls: list[str] = []
-    originals = {name: getattr(os, name) for name in _PATCHED}
-
-    def wrap(name: str) -> Callable[..., Any]:
-        def fn(*args: Any, **kwargs: Any) -> Any:
-            calls.append(name)
-            if len(calls) - 1 == call:
-                if name == "write" and partial:
-                    fd, data = args
-                    originals["write"](fd, bytes(data[: len(data) // 2]))
-                raise PowerLoss
-            return originals[name](*args, **kwargs)
-
-        return fn
-
-    try:
-        for name in _PATCHED:
-            setattr(os, name, wrap(name))
-        yield calls
-    finally:
-        for name, original in originals.items():
-            setattr(os, name, original)
-
-
-def damage(path: Path, how: str, at: float) -> None:
-    """Damage a file the way a torn write can leave it."""
-    if not path.exists():
-        return
-    data = bytearray(path.read_bytes())
-    cut = int(len(data) * at)
-    if how == "truncate":
-        data = data[:cut]
-    elif how == "zero-tail":
-        data[cut:] = bytes(len(data) - cut)
-    elif how == "garbage-tail":
-        data += os.urandom(7)
-    elif how == "flip" and data:
-        data[min(cut, len(data) - 1)] ^= 0x40
-    path.write_bytes(bytes(data))
 
 
 def store(directory: Path, key: bytes = KEY, context: bytes = CONTEXT) -> SlotStore:
@@ -174,8 +122,9 @@ def test_power_cut_at_every_step_of_a_write(tmp_path: Path) -> None:
     probe = tmp_path / "probe"
     s = store(probe)
     s.write(b"old")
-    with power_cut_at(10**6) as calls:
+    with power_cut_at(10**6) as cut:
         s.write(b"new")
+    calls = cut.calls
     steps = len(calls)
     assert calls[:2] == ["open", "write"]
     assert "fsync" in calls
@@ -357,9 +306,9 @@ def test_torn_append_loses_only_the_unfinished_event(tmp_path: Path, how: str) -
     buf = events(tmp_path)
     for i in range(5):
         buf.append(b"ok-%d" % i)
-    with pytest.raises(PowerLoss), power_cut_at(3) as calls:  # half the frame is written
+    with pytest.raises(PowerLoss), power_cut_at(3) as cut:  # half the frame is written
         buf.append(b"torn")
-    assert calls[:4] == ["open", "ftruncate", "lseek", "write"]
+    assert cut.calls[:4] == ["open", "ftruncate", "lseek", "write"]
     damage(tmp_path / "events.log", how, 0.97)
     buf = events(tmp_path)
     assert [e.record for e in buf.pending()] == [b"ok-%d" % i for i in range(5)]
@@ -415,8 +364,9 @@ def test_crash_at_every_step_of_compaction(tmp_path: Path) -> None:
         return buf
 
     probe = scenario(tmp_path / "probe")
-    with power_cut_at(10**6) as calls:
+    with power_cut_at(10**6) as cut:
         probe.append(b"7")  # the 8th frame reaches 2 × capacity: compaction
+    calls = cut.calls
     assert "replace" in calls
     expected = [b"4", b"5", b"6", b"7"]
     assert [e.record for e in probe.pending()] == expected

@@ -17,7 +17,7 @@ from anju.platform import Platform
 from anju.protocol.certificates import Certificate, CertKind
 from tests.support.accounts import make_admin
 from tests.support.http import api_client, code_of, signed_in
-from tests.test_devices_registry import audit_entries, manufacture
+from tests.support.registry import audit_entries, manufacture
 
 
 @pytest.fixture

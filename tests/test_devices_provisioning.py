@@ -35,7 +35,7 @@ from anju.platform import Platform
 from anju.protocol.certificates import Certificate, CertKind
 from anju.settings import Settings
 from tests.support.plaintext_scan import scan_platform_storage, sqlite_storage_files
-from tests.test_devices_registry import audit_entries, device_row, tenant
+from tests.support.registry import as_device_principal, audit_entries, device_row, tenant
 
 runner = CliRunner()
 
@@ -281,9 +281,7 @@ async def test_dynamic_registration_gives_certificate_and_root_key_for_the_devic
     # Claimable with the code the device can compute from its root key; the handshake then
     # hands the gateway the same root key.
     a = await tenant(platform, clock, "sa-a", "Org A")
-    from tests.test_devices_registry import as_principal
-
-    await as_principal(
+    await as_device_principal(
         platform,
         a.token,
         lambda s, p: s.register_device(p, request.device_id, claim_code=claim_code(root)),

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from anju.accounts.principal import Principal
-from anju.accounts.service import AccountService
-from anju.audit.models import AuditEntry
-from anju.device.secure_element import SoftwareSecureElement
 from anju.devices.lifecycle import MAX_CLAIM_FAILURES, Status, claim_code
-from anju.devices.models import Device
-from anju.devices.provisioning import FactoryRecord, ProvisioningService
 from anju.devices.repository import DeviceFilter
-from anju.devices.service import DeviceService, Place, run_device_boundary
+from anju.devices.service import DeviceService, Place
 from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.kit.crypto import random_bytes
@@ -26,88 +18,15 @@ from anju.platform import Platform
 from anju.protocol.certificates import Certificate
 from anju.protocol.errors import ProtocolError
 from anju.protocol.keys import derive_session_keys
-from tests.support.accounts import Admin, login_token, make_admin, step_up
-
-T = TypeVar("T")
-PIN = b"factory-pin-1234"
-
-
-@dataclass
-class Made:
-    device_id: str
-    root_key: bytes
-    se: SoftwareSecureElement
-    certificate: Certificate
-
-
-async def manufacture(
-    platform: Platform, tmp_path: Path, count: int = 1, product: str = "lock-x1"
-) -> list[Made]:
-    """Factory step through the service (the CLI test covers the command itself)."""
-    made = []
-    for _ in range(count):
-        device_id = random_bytes(16).hex()
-        se, record = SoftwareSecureElement.manufacture(
-            tmp_path / "se" / device_id, device_id=device_id, pin=PIN
-        )
-        made.append((se, record))
-    async with platform.db.transaction() as session:
-        svc = ProvisioningService(platform, session)
-        await svc.product_for_manufacture(product, "lock")
-        devices = await svc.import_factory_records(
-            product,
-            [FactoryRecord(r.device_id, r.se_id, r.public_key, r.root_key) for _, r in made],
-        )
-    return [
-        Made(d.id, r.root_key, se, Certificate.decode(d.certificate))
-        for d, (se, r) in zip(devices, made, strict=True)
-    ]
-
-
-async def as_principal(
-    platform: Platform, token: str, work: Callable[[DeviceService, Principal], Awaitable[T]]
-) -> T:
-    async def go(svc: DeviceService) -> T:
-        principal = await AccountService(platform, svc.session).authenticate(token)
-        return await work(svc, principal)
-
-    return await run_device_boundary(platform, go, DeviceService)
-
-
-async def device_row(platform: Platform, device_id: str) -> Device:
-    async with platform.db.transaction() as session:
-        device = await session.get(Device, device_id)
-        assert device is not None
-        return device
-
-
-async def audit_entries(platform: Platform, action: str) -> list[AuditEntry]:
-    async with platform.db.transaction() as session:
-        query = select(AuditEntry).where(AuditEntry.action == action)
-        return list((await session.execute(query.order_by(AuditEntry.leaf_index))).scalars())
-
-
-@dataclass
-class Tenant:
-    admin: Admin
-    token: str
-
-
-async def tenant(platform: Platform, clock: FixedClock, login: str, org: str) -> Tenant:
-    admin = await make_admin(platform, login=login, org=org)
-    token = await login_token(platform, login)
-    await step_up(platform, clock, admin, token)
-    return Tenant(admin, token)
-
-
-async def claim(platform: Platform, t: Tenant, made: Made, place: Place | None = None) -> Device:
-    return await as_principal(
-        platform,
-        t.token,
-        lambda s, p: s.register_device(
-            p, made.device_id, claim_code=claim_code(made.root_key), place=place
-        ),
-    )
+from tests.support.registry import (
+    PIN,
+    as_device_principal,
+    audit_entries,
+    claim,
+    device_row,
+    manufacture,
+    tenant,
+)
 
 
 async def expect_error(awaitable: Awaitable[Any], code: str) -> AnjuError:
@@ -128,11 +47,13 @@ async def test_claim_with_label_code_binds_device_to_org_and_place(
     assert device.status == Status.REGISTERED
     assert device.org_id == a.admin.org_id
     assert (device.place_kind, device.place_ref) == ("room", "1203")
-    listed = await as_principal(platform, a.token, lambda s, p: s.list_devices(p, DeviceFilter()))
+    listed = await as_device_principal(
+        platform, a.token, lambda s, p: s.list_devices(p, DeviceFilter())
+    )
     assert [d.id for d in listed] == [made.device_id]
     entries = await audit_entries(platform, "devices.registered")
     assert [(e.outcome, e.org_id) for e in entries] == [("success", a.admin.org_id)]
-    ops = await as_principal(platform, a.token, lambda s, p: s.operations(p, made.device_id))
+    ops = await as_device_principal(platform, a.token, lambda s, p: s.operations(p, made.device_id))
     assert [op.operation for op in ops] == ["registered"]
 
 
@@ -146,7 +67,7 @@ async def test_wrong_claim_code_is_refused_counted_and_locks_after_limit(
     assert wrong != claim_code(made.root_key)
     for _ in range(MAX_CLAIM_FAILURES):
         await expect_error(
-            as_principal(
+            as_device_principal(
                 platform,
                 a.token,
                 lambda s, p: s.register_device(p, made.device_id, claim_code=wrong),
@@ -177,7 +98,7 @@ async def test_claim_code_accepts_lowercase_and_no_hyphens(
     (made,) = await manufacture(platform, tmp_path)
     a = await tenant(platform, clock, "sa-a", "Org A")
     typed = claim_code(made.root_key).replace("-", "").lower()
-    device = await as_principal(
+    device = await as_device_principal(
         platform, a.token, lambda s, p: s.register_device(p, made.device_id, claim_code=typed)
     )
     assert device.status == Status.REGISTERED
@@ -212,11 +133,15 @@ async def test_other_organisations_device_is_not_found(
         # Claiming someone else's (already registered) device looks like "no such device".
         lambda s, p: s.register_device(p, made_a.device_id, claim_code=claim_code(made_a.root_key)),
     ):
-        await expect_error(as_principal(platform, b.token, work), "not_found")
-    listed = await as_principal(platform, b.token, lambda s, p: s.list_devices(p, DeviceFilter()))
+        await expect_error(as_device_principal(platform, b.token, work), "not_found")
+    listed = await as_device_principal(
+        platform, b.token, lambda s, p: s.list_devices(p, DeviceFilter())
+    )
     assert listed == []
     # An unclaimed device is visible by exact id to a devices.manage holder, for claiming.
-    seen = await as_principal(platform, b.token, lambda s, p: s.get_device(p, made_b.device_id))
+    seen = await as_device_principal(
+        platform, b.token, lambda s, p: s.get_device(p, made_b.device_id)
+    )
     assert seen.status == Status.MANUFACTURED
     assert (await device_row(platform, made_a.device_id)).org_id == a.admin.org_id
 
@@ -231,7 +156,7 @@ async def test_place_is_unique_per_organisation_while_bound(
     await claim(platform, a, one, Place("door", "A-1"))
     await expect_error(claim(platform, a, two, Place("door", "A-1")), "conflict")
     await claim(platform, b, three, Place("door", "A-1"))  # another organisation: fine
-    await as_principal(platform, a.token, lambda s, p: s.set_place(p, one.device_id, None))
+    await as_device_principal(platform, a.token, lambda s, p: s.set_place(p, one.device_id, None))
     await claim(platform, a, two, Place("door", "A-1"))
 
 
@@ -245,29 +170,33 @@ async def test_illegal_transitions_are_refused_and_audited(
     await claim(platform, a, made)
     # registered (never connected) cannot be suspended or resumed
     await expect_error(
-        as_principal(platform, a.token, lambda s, p: s.suspend(p, made.device_id)),
+        as_device_principal(platform, a.token, lambda s, p: s.suspend(p, made.device_id)),
         "illegal_transition",
     )
     await expect_error(
-        as_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id)),
+        as_device_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id)),
         "illegal_transition",
     )
     async with platform.db.transaction() as session:
         await DeviceService(platform, session).mark_online(made.device_id)
     assert (await device_row(platform, made.device_id)).status == Status.ACTIVE
-    await as_principal(platform, a.token, lambda s, p: s.suspend(p, made.device_id, "maintenance"))
-    await as_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id))
-    await as_principal(platform, a.token, lambda s, p: s.revoke(p, made.device_id, "compromised"))
+    await as_device_principal(
+        platform, a.token, lambda s, p: s.suspend(p, made.device_id, "maintenance")
+    )
+    await as_device_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id))
+    await as_device_principal(
+        platform, a.token, lambda s, p: s.revoke(p, made.device_id, "compromised")
+    )
     # revoked is final except for decommissioning
     for work in (
         lambda s, p: s.resume(p, made.device_id),
         lambda s, p: s.suspend(p, made.device_id),
         lambda s, p: s.revoke(p, made.device_id),
     ):
-        await expect_error(as_principal(platform, a.token, work), "illegal_transition")
-    await as_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id))
+        await expect_error(as_device_principal(platform, a.token, work), "illegal_transition")
+    await as_device_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id))
     await expect_error(
-        as_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id)),
+        as_device_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id)),
         "illegal_transition",
     )
     assert (await device_row(platform, made.device_id)).status == Status.DECOMMISSIONED
@@ -275,7 +204,7 @@ async def test_illegal_transitions_are_refused_and_audited(
     assert len(refused) == 2
     for action in ("devices.activated", "devices.suspended", "devices.revoked"):
         assert any(e.outcome == "success" for e in await audit_entries(platform, action)), action
-    ops = await as_principal(platform, a.token, lambda s, p: s.operations(p, made.device_id))
+    ops = await as_device_principal(platform, a.token, lambda s, p: s.operations(p, made.device_id))
     assert [op.operation for op in reversed(ops)] == [
         "registered",
         "activated",
@@ -319,13 +248,13 @@ async def test_handshake_root_key_only_for_registered_or_active_devices(
     await rejected(replace(other.certificate, subject=made.device_id), "certificate_mismatch")
     async with platform.db.transaction() as session:
         await DeviceService(platform, session).mark_online(made.device_id)
-    await as_principal(platform, a.token, lambda s, p: s.suspend(p, made.device_id))
+    await as_device_principal(platform, a.token, lambda s, p: s.suspend(p, made.device_id))
     await rejected(made.certificate, "status_suspended")
-    await as_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id))
+    await as_device_principal(platform, a.token, lambda s, p: s.resume(p, made.device_id))
     assert await root_for(made.certificate) == made.root_key
-    await as_principal(platform, a.token, lambda s, p: s.revoke(p, made.device_id, "stolen"))
+    await as_device_principal(platform, a.token, lambda s, p: s.revoke(p, made.device_id, "stolen"))
     await rejected(made.certificate, "status_revoked")
-    await as_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id))
+    await as_device_principal(platform, a.token, lambda s, p: s.decommission(p, made.device_id))
     await rejected(made.certificate, "status_decommissioned")
 
 
@@ -339,7 +268,7 @@ async def test_decommission_destroys_the_wrapped_root_key(
     wrapped = (await device_row(platform, made.device_id)).root_key_wrapped
     assert wrapped is not None
     assert made.root_key not in wrapped
-    await as_principal(
+    await as_device_principal(
         platform, a.token, lambda s, p: s.decommission(p, made.device_id, "end_of_life")
     )
     row = await device_row(platform, made.device_id)
@@ -368,12 +297,12 @@ async def test_state_reports_and_attributes(
             firmware_version="1.4.2",
             reported={"door": "closed"},
         )
-    await as_principal(
+    await as_device_principal(
         platform,
         a.token,
         lambda s, p: s.update_attributes(p, made.device_id, {"name": "Front door", "floor": 3}),
     )
-    device = await as_principal(
+    device = await as_device_principal(
         platform,
         a.token,
         lambda s, p: s.update_attributes(p, made.device_id, {"floor": None}),
@@ -384,19 +313,19 @@ async def test_state_reports_and_attributes(
     assert device.firmware_version == "1.4.2"
     assert device.attributes == '{"name":"Front door"}'
     assert device.reported == '{"door":"closed"}'
-    online = await as_principal(
+    online = await as_device_principal(
         platform, a.token, lambda s, p: s.list_devices(p, DeviceFilter(online=True))
     )
     assert [d.id for d in online] == [made.device_id]
     async with platform.db.transaction() as session:
         await DeviceService(platform, session).mark_offline(made.device_id)
-    offline = await as_principal(
+    offline = await as_device_principal(
         platform, a.token, lambda s, p: s.list_devices(p, DeviceFilter(online=True))
     )
     assert offline == []
     assert len(await audit_entries(platform, "devices.attributes.updated")) == 2
     await expect_error(
-        as_principal(
+        as_device_principal(
             platform,
             a.token,
             lambda s, p: s.update_attributes(p, made.device_id, {"Bad Key": 1}),

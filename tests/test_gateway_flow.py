@@ -17,12 +17,9 @@ from sqlalchemy import func, select
 
 from anju.audit.models import AuditEntry
 from anju.devices.ca import GATEWAY_SIGNER, ca_public_key
-from anju.devices.command_models import DeviceCommand
-from anju.devices.commands import CommandService, CommandStatus
+from anju.devices.commands import CommandStatus
 from anju.devices.lifecycle import Status
-from anju.devices.models import Device
-from anju.gateway.dispatch import notify_commands
-from anju.gateway.models import DeviceEvent, DeviceSecurityFlag, DeviceSession
+from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
 from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
@@ -31,49 +28,12 @@ from anju.protocol.handshake import DeviceHandshake
 from anju.protocol.reset import check_reset
 from anju.protocol.topics import session_up_topic, up_topic
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
+from tests.support.gateway_state import command_row, enqueue, events_of, now_ms, session_row
 from tests.support.mqtt_device import TestDevice, event, manufacture_registered, set_status
+from tests.support.registry import device_row
 
 pytestmark = pytest.mark.slow
 REFUSED = r"(?i)connect|refused|auth|5"
-
-
-def now_ms(clock: FixedClock) -> int:
-    return int(clock.now().timestamp() * 1000)
-
-
-async def events_of(platform: Platform, device_id: str) -> list[DeviceEvent]:
-    async with platform.db.transaction() as session:
-        query = select(DeviceEvent).where(DeviceEvent.device_id == device_id)
-        return list((await session.execute(query.order_by(DeviceEvent.event_id))).scalars())
-
-
-async def device(platform: Platform, device_id: str) -> Device:
-    async with platform.db.transaction() as session:
-        row = await session.get(Device, device_id)
-        assert row is not None
-        return row
-
-
-async def session_row(platform: Platform, device_id: str) -> DeviceSession | None:
-    async with platform.db.transaction() as session:
-        return await session.get(DeviceSession, device_id)
-
-
-async def enqueue(platform: Platform, device_id: str, name: str = "unlock") -> str:
-    async with platform.db.transaction() as session:
-        command = await CommandService(platform, session).enqueue(
-            "cli", None, device_id, name, {}, 600
-        )
-        command_id = command.id
-    notify_commands()
-    return command_id
-
-
-async def command_row(platform: Platform, command_id: str) -> DeviceCommand:
-    async with platform.db.transaction() as session:
-        row = await session.get(DeviceCommand, command_id)
-        assert row is not None
-        return row
 
 
 @pytest.mark.req("L16", "L14", "R15", "R18", "L17", "L13")
@@ -94,7 +54,7 @@ async def test_device_handshake_events_state_and_command_round_trip(
         row = await session_row(platform, made.device_id)
         assert row is not None
         assert (row.instance, row.session_id) == (0, channel.session_id.hex())
-        stored = await device(platform, made.device_id)
+        stored = await device_row(platform, made.device_id)
         assert stored.online
         assert stored.status == Status.ACTIVE  # first handshake activates
 
@@ -122,7 +82,7 @@ async def test_device_handshake_events_state_and_command_round_trip(
         while len(dev.acked_events) < 2:
             await dev.receive(acks=True)
         assert sorted(dev.acked_events) == ["ev-1", "ev-2"]
-        state = await device(platform, made.device_id)
+        state = await device_row(platform, made.device_id)
         assert (state.battery_pct, state.firmware_version, state.signal_dbm) == (77, "1.2.3", -61)
 
         command_id = await enqueue(platform, made.device_id)
@@ -406,11 +366,11 @@ async def test_idle_session_times_out_and_marks_the_device_offline(
         clock.advance(seconds=90)  # 90 s since the last frame: still within the timeout
         await gateway.ingest.sweep()
         await gateway.ingest.drain()
-        assert (await device(platform, made.device_id)).online
+        assert (await device_row(platform, made.device_id)).online
         clock.advance(seconds=60)
         await gateway.ingest.sweep()
         await gateway.ingest.drain()
-        assert not (await device(platform, made.device_id)).online
+        assert not (await device_row(platform, made.device_id)).online
         assert await session_row(platform, made.device_id) is None
         assert gateway.ingest.channel(made.device_id) is None
         await dev.close()

@@ -30,6 +30,7 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.topics import down_topic, session_up_topic, up_topic
 from tests.support.gateway_env import private_mosquitto, running_gateway, wait_until
+from tests.support.gateway_state import enqueue, events_of, now_ms
 from tests.support.mqtt_device import (
     TestDevice,
     event,
@@ -43,7 +44,6 @@ from tests.support.services import (
     require_service,
     tcp_reachable,
 )
-from tests.test_gateway_flow import enqueue, events_of, now_ms
 
 pytestmark = pytest.mark.slow
 REFUSED = r"(?i)connect|refused|auth|not authori[sz]ed|5"

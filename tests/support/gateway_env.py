@@ -9,7 +9,6 @@ import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from anju.gateway.broker import EmbeddedBroker
@@ -48,63 +47,125 @@ async def embedded_broker(platform: Platform) -> AsyncIterator[EmbeddedBroker]:
         await broker.stop()
 
 
-@dataclass(frozen=True)
+async def end_process(process: asyncio.subprocess.Process | None, *, grace: float) -> None:
+    """SIGTERM and up to ``grace`` seconds to exit, then SIGKILL (``grace=0``: SIGKILL at once)."""
+    if process is None or process.returncode is not None:
+        return
+    if grace > 0:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+            return
+        except TimeoutError:
+            pass
+    process.kill()
+    await process.wait()
+
+
 class MosquittoProcess:
-    address: BrokerAddress
-    process: asyncio.subprocess.Process
+    """A private ``mosquitto -c`` on the generated files, which a test may kill and restart on
+    the same port (never the system broker other tests use). Its log goes to ``mosquitto.log``
+    in the directory (a pipe nobody reads would stall a chatty broker)."""
 
+    def __init__(self, config: Path, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.log = config.parent / "mosquitto.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts = 0
 
-@contextlib.asynccontextmanager
-async def mosquitto_process(
-    platform: Platform, directory: Path, *, keep_log: bool = True
-) -> AsyncIterator[MosquittoProcess]:
-    """``mosquitto -c`` with the generated files on a free loopback port; killed afterwards.
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port, version=5)
 
-    ``keep_log=False`` discards its log (thousands of connections would fill an unread pipe).
-    """
-    require_service("mosquitto binary", shutil.which(MOSQUITTO) is not None)
-    port = free_port()
-    # Run as whoever runs the tests (as root, Mosquitto would otherwise switch to "mosquitto",
-    # which cannot read the 0600 files).
-    user = getpass.getuser()
-    files = await write_mosquitto_files(
-        platform, directory, port=port, persistence=False, user=user
-    )
-    process = await asyncio.create_subprocess_exec(
-        MOSQUITTO,
-        "-c",
-        str(files.config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE if keep_log else asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                MOSQUITTO,
+                "-c",
+                str(self.config),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
+        self.starts += 1
         deadline = time.monotonic() + 10
         while True:
             try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 writer.close()
-                break
+                return
             except OSError:
-                if process.returncode is not None or time.monotonic() > deadline:
-                    err = await process.stderr.read() if process.stderr else b""
-                    raise RuntimeError(f"mosquitto did not start: {err.decode()}") from None
+                if self.process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"mosquitto did not start: {self.log.read_text(errors='replace')[-2000:]}"
+                    ) from None
                 await asyncio.sleep(0.05)
-        yield MosquittoProcess(BrokerAddress("127.0.0.1", port, version=5), process)
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no goodbye to its clients."""
+        await end_process(self.process, grace=0)
+
+    async def stop(self) -> None:
+        await end_process(self.process, grace=5)
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_process(platform: Platform, directory: Path) -> AsyncIterator[MosquittoProcess]:
+    """A started :class:`MosquittoProcess` with the generated files on a free loopback port."""
+    require_service("mosquitto binary", shutil.which(MOSQUITTO) is not None)
+    # Run as whoever runs the tests (as root, Mosquitto would otherwise switch to "mosquitto",
+    # which cannot read the 0600 files).
+    port = free_port()
+    files = await write_mosquitto_files(
+        platform, directory, port=port, persistence=False, user=getpass.getuser()
+    )
+    broker = MosquittoProcess(files.config, port)
+    await broker.start()
+    try:
+        yield broker
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await broker.stop()
+
+
+class RestartableEmbeddedBroker:
+    """The embedded broker on a fixed port, which a test may stop and start again (a new
+    broker on the same port: nothing of the old one survives, as after a process restart)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.broker = EmbeddedBroker(platform, port=0)
+        self.port = 0
+        self.starts = 0
+        self.running = False
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port, version=3)
+
+    async def start(self) -> None:
+        if self.starts:
+            self.broker = EmbeddedBroker(self.platform, port=self.port)
+        await self.broker.start()
+        self.port = self.broker.port
+        self.starts += 1
+        self.running = True
+
+    async def kill(self) -> None:
+        """Shut the broker down (in-process: the closest to a crash that leaves the port free)."""
+        if self.running:
+            self.running = False
+            await self.broker.stop()
+
+    async def stop(self) -> None:
+        await self.kill()
 
 
 @contextlib.asynccontextmanager
 async def private_mosquitto(platform: Platform, directory: Path) -> AsyncIterator[BrokerAddress]:
-    """``mosquitto -c`` with the generated files on a free loopback port; its address."""
-    async with mosquitto_process(platform, directory) as running:
-        yield running.address
+    """``mosquitto -c`` with the generated files on a free loopback port; stopped afterwards."""
+    async with mosquitto_process(platform, directory) as broker:
+        yield broker.address
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,18 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from anju.accounts.service import AccountService
-from anju.device.secure_element import SoftwareSecureElement
 from anju.devices.ca import ca_public_key
 from anju.devices.lifecycle import Status
-from anju.devices.provisioning import FactoryRecord, ProvisioningService
+from anju.devices.provisioning import ProvisioningService
 from anju.devices.service import DeviceService
 from anju.gateway.client import BrokerAddress
 from anju.kit.crypto import random_bytes
 from anju.platform import Platform
-from anju.protocol.certificates import Certificate
 from anju.protocol.channel import SecureChannel
 from anju.protocol.handshake import DeviceHandshake
 from anju.protocol.keys import MQTT_PASSWORD_LABEL
 from anju.protocol.topics import down_topic, session_up_topic, up_topic
-
-PIN = b"factory-pin-1234"
-
-
-@dataclass
-class Made:
-    device_id: str
-    se: SoftwareSecureElement
-    certificate: Certificate
+from tests.support.registry import PIN, Made, manufacture
 
 
 async def make_org(platform: Platform, name: str = "Org A") -> str:
@@ -51,27 +40,16 @@ async def make_org(platform: Platform, name: str = "Org A") -> str:
 async def manufacture_registered(
     platform: Platform, tmp_path: Path, count: int = 1, *, org_id: str | None = None
 ) -> list[Made]:
-    """Factory step through the service, then the operator registers each to ``org_id``."""
+    """Factory step through the service, then the operator registers each to ``org_id``
+    (SEs unlocked with their PIN, as the firmware does at power-up)."""
     org_id = org_id or await make_org(platform, f"Org {random_bytes(4).hex()}")
-    made = []
-    for _ in range(count):
-        device_id = random_bytes(16).hex()
-        se, record = SoftwareSecureElement.manufacture(
-            tmp_path / "se" / device_id, device_id=device_id, pin=PIN
-        )
-        se.verify_pin(PIN)
-        made.append((se, record))
+    made = await manufacture(platform, tmp_path, count)
     async with platform.db.transaction() as session:
         svc = ProvisioningService(platform, session)
-        await svc.product_for_manufacture("lock-x1", "lock")
-        devices = await svc.import_factory_records(
-            "lock-x1",
-            [FactoryRecord(r.device_id, r.se_id, r.public_key, r.root_key) for _, r in made],
-        )
-        certs = [Certificate.decode(d.certificate) for d in devices]
-        for device in devices:
-            await svc.register_device_as_operator(device.id, org_id)
-    return [Made(r.device_id, se, cert) for (se, r), cert in zip(made, certs, strict=True)]
+        for device in made:
+            device.se.verify_pin(PIN)
+            await svc.register_device_as_operator(device.device_id, org_id)
+    return made
 
 
 async def set_status(platform: Platform, device_id: str, status: Status) -> None:

@@ -9,6 +9,7 @@ about 1,000 messages/s: production uses Mosquitto (docs/gateway.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ from anju.gateway.credentials import (
 from anju.platform import Platform
 
 logger = logging.getLogger("anju.gateway.broker")
+
+#: How long amqtt's shutdown may take before the client connections still open are dropped
+#: (see :meth:`EmbeddedBroker.stop`), and how long it may take after that.
+STOP_GRACE_SECONDS = 3.0
 
 
 @dataclass
@@ -155,4 +160,39 @@ class EmbeddedBroker:
         logger.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
-        await self._broker.shutdown()
+        """Shut the broker down and close every client connection.
+
+        amqtt cancels each client's reader task and waits until it has ended. On Python 3.11 a
+        reader that is just receiving a packet can miss that cancellation (``asyncio.wait_for``
+        returns the packet instead of raising), and the shutdown would wait for ever. So if it
+        has not finished after :data:`STOP_GRACE_SECONDS`, the connections still open are
+        dropped: their readers see the end of the stream and stop by themselves.
+        """
+        handlers = self._client_handlers()
+        shutdown = asyncio.ensure_future(self._broker.shutdown())
+        done, _ = await asyncio.wait({shutdown}, timeout=STOP_GRACE_SECONDS)
+        if not done:
+            dropped = sum(_drop_connection(h) for h in handlers + self._client_handlers())
+            logger.warning(
+                "embedded MQTT broker: shutdown stalled; dropped %d client connections", dropped
+            )
+            done, _ = await asyncio.wait({shutdown}, timeout=STOP_GRACE_SECONDS)
+        if not done:
+            shutdown.cancel()
+            raise RuntimeError("the embedded MQTT broker did not shut down")
+        shutdown.result()
+
+    def _client_handlers(self) -> list[Any]:
+        # amqtt 0.12 keeps client id -> (session, protocol handler); it has no accessor for it.
+        return [handler for _, handler in list(self._broker._sessions.values()) if handler]
+
+
+def _drop_connection(handler: Any) -> bool:
+    """Abort one client's TCP connection (amqtt's stream writer adapter wraps an asyncio
+    StreamWriter); True if there was one to abort."""
+    stream = getattr(getattr(handler, "writer", None), "_writer", None)
+    transport = getattr(stream, "transport", None)
+    if transport is None or transport.is_closing():
+        return False
+    transport.abort()
+    return True

@@ -566,7 +566,7 @@ class Ingest:
         sessions whose row names another instance or whose device may no longer connect
         (suspended, revoked, decommissioned), releasing the row in the latter case."""
         for device_id, session_id in self.sessions.current().items():
-            if device_id not in self._claimed and device_id not in self._confirming:
+            if self._claimed.get(device_id) != session_id and device_id not in self._confirming:
                 self._confirm_later(device_id, session_id)
         claimed = dict(self._claimed)
         if not claimed:
