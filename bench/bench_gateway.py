@@ -8,71 +8,53 @@ amqtt broker into SQLite (single-machine default; amqtt moves ~1k msg/s). The de
 separate load-generator process (``--generator``): real software SEs, real handshakes through
 the gateway, then DATA frames sealed with each session's keys and published at ``--rate``.
 The gateway runs in this process; its CPU time per stored event is what is reported.
-``--minutes N`` runs set-up (1) as a soak and prints memory every minute.
+
+``--minutes N`` runs set-up (1) as a soak: it samples the gateway's RSS every 10 s, prints it
+every minute, and ends with a memory verdict — the least-squares slope of RSS (MB/min) after a
+warm-up (the first 2 minutes, or the first fifth of a shorter soak): "flat" when it is below
+``--max-growth`` MB/min (default 0.5, i.e. < 30 MB an hour), "GROWING" otherwise — and whether
+the gateway kept up (nothing dropped from its bounded queue).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import secrets
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-TARGET = 5000
-POSTGRES_URL = os.environ.get(
-    "ANJU_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from bench.fleet import (
+    bench_platform,
+    connect_device,
+    generator_stdin,
+    load_average,
+    now_ms,
+    open_secure_elements,
+    private_mosquitto,
+    provision,
+    read_line,
+    rss_mb,
+    scratch_dir,
+    start_generator,
 )
-PIN = b"bench-pin-1234"
 
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+TARGET = 5000
+SAMPLE_SECONDS = 10.0
+WARM_UP_MINUTES = 2.0
+MAX_GROWTH_MB_PER_MIN = 0.5
 
 
 # --- the load generator (a separate process) ---------------------------------------------------
-async def generator(spec: dict[str, Any]) -> None:
-    import gmqtt
-    from gmqtt.mqtt.constants import MQTTv311
-
-    from anju.device.secure_element import SoftwareSecureElement
+async def generator() -> None:
     from anju.kit.crypto import SM2PublicKey
-    from anju.protocol.certificates import Certificate
-    from anju.protocol.handshake import DeviceHandshake
-    from anju.protocol.keys import MQTT_PASSWORD_LABEL
-    from anju.protocol.topics import down_topic, session_up_topic, up_topic
 
+    spec, _ = await generator_stdin()
     ca = SM2PublicKey.from_pem(spec["ca_pem"])
-    now_ms = lambda: time.time_ns() // 1_000_000  # noqa: E731
-    devices = []
-    for d in spec["devices"]:
-        se = SoftwareSecureElement.open(Path(d["se_dir"]))
-        se.verify_pin(PIN)
-        inbox: asyncio.Queue[bytes] = asyncio.Queue()
-        client = gmqtt.Client(d["device_id"], clean_session=True)
-        client.set_auth_credentials(
-            d["device_id"], se.hmac(MQTT_PASSWORD_LABEL, bytes.fromhex(d["device_id"])).hex()
-        )
-        client.on_message = lambda c, t, p, q, props, box=inbox: box.put_nowait(p) or 0
-        await client.connect(spec["host"], spec["port"], version=MQTTv311, keepalive=60)
-        client.subscribe(down_topic(d["device_id"]), qos=1)
-        await asyncio.sleep(0.05)
-        cert = Certificate.decode(bytes.fromhex(d["certificate"]))
-        hs = DeviceHandshake(d["device_id"], cert, se, ca, now_ms=now_ms)
-        client.publish(up_topic(d["device_id"]), hs.hello(), qos=1)
-        channel, confirm = hs.on_welcome(await asyncio.wait_for(inbox.get(), 30))
-        topic = session_up_topic(d["device_id"], int.from_bytes(channel.session_id[:2], "big"))
-        client.publish(topic, confirm, qos=1)
-        client.on_message = lambda *_: 0  # evt_acks: received (the gateway paid for them), dropped
-        devices.append((d["device_id"], client, channel, topic))
+    elements = open_secure_elements(spec["devices"])
+    devices = [
+        await connect_device(d, se, ca, spec["host"], spec["port"])
+        for d, se in zip(spec["devices"], elements, strict=True)
+    ]
     await asyncio.sleep(1.0)  # let the gateway record the sessions
     print("ready", flush=True)
     rate, seconds = spec["rate"], spec["seconds"]
@@ -81,7 +63,7 @@ async def generator(spec: dict[str, Any]) -> None:
     while (elapsed := time.monotonic() - start) < seconds:
         owed = int(rate * elapsed) - sent  # catch up when behind, never run ahead
         for _ in range(min(owed, 200)):
-            _, client, channel, topic = devices[sent % len(devices)]
+            device = devices[sent % len(devices)]
             event = {
                 "t": "evt",
                 "id": f"b{sent}",
@@ -89,11 +71,11 @@ async def generator(spec: dict[str, Any]) -> None:
                 "kind": "door.unlock",
                 "data": {"method": "passcode", "ok": True, "battery": 81},
             }
-            client.publish(topic, channel.seal(event), qos=1)
+            device.client.publish(device.topic, device.channel.seal(event), qos=1)
             sent += 1
         await asyncio.sleep(0 if owed > 200 else 0.005)
-    for _, client, _, _ in devices:
-        await client.disconnect()
+    for device in devices:
+        await device.client.disconnect()
     print(f"sent {sent} {time.monotonic() - start:.3f}", flush=True)
 
 
@@ -101,127 +83,61 @@ async def generator(spec: dict[str, Any]) -> None:
 async def run(
     broker_kind: str, db_kind: str, devices: int, rate: int, seconds: float
 ) -> dict[str, Any]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from anju.accounts.service import AccountService
-    from anju.db import Database
-    from anju.device.secure_element import SoftwareSecureElement
-    from anju.devices.ca import ca_public_key_pem
-    from anju.devices.provisioning import FactoryRecord, ProvisioningService
     from anju.gateway.broker import EmbeddedBroker
-    from anju.gateway.client import BrokerAddress
-    from anju.gateway.ingest import GatewayOptions
-    from anju.gateway.mosquitto import write_mosquitto_files
-    from anju.gateway.runner import Gateway
-    from anju.kit.crypto import random_bytes
-    from anju.migrations import upgrade
-    from anju.platform import Platform, open_key_provider
-    from anju.settings import Settings
 
-    tmp = Path(tempfile.mkdtemp(prefix="anju-bench-gw-"))
-    schema = None
-    if db_kind == "postgres":
-        schema = f"anju_bench_{secrets.token_hex(4)}"
-        admin = create_async_engine(POSTGRES_URL)
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{POSTGRES_URL}?search_path={schema}"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp / 'anju.db'}"
-    settings = Settings(data_dir=tmp / "data", database_url=url)
-    settings.data_dir.mkdir(parents=True)
-    keys = open_key_provider(settings, create=True)
-    db = Database(url)
-    await upgrade(db)
-    platform = Platform(settings=settings, db=db, keys=keys)
-    specs = []
-    async with db.transaction() as session:
-        org = await AccountService(platform, session).create_organisation(
-            f"bench {secrets.token_hex(3)}", "other", actor="cli"
-        )
-        svc = ProvisioningService(platform, session)
-        await svc.product_for_manufacture("lock-x1", "lock")
-        records = []
-        for _ in range(devices):
-            device_id = random_bytes(16).hex()
-            se_dir = tmp / "se" / device_id
-            _, record = SoftwareSecureElement.manufacture(se_dir, device_id=device_id, pin=PIN)
-            records.append(
-                FactoryRecord(record.device_id, record.se_id, record.public_key, record.root_key)
-            )
-            specs.append({"device_id": device_id, "se_dir": str(se_dir)})
-        rows = await svc.import_factory_records("lock-x1", records)
-        for spec, row in zip(specs, rows, strict=True):
-            spec["certificate"] = row.certificate.hex()
-            await svc.register_device_as_operator(row.id, org.id)
-
-    process: asyncio.subprocess.Process | None = None
-    broker = None
-    if broker_kind == "mosquitto":
-        import getpass
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        files = await write_mosquitto_files(
-            platform, tmp / "mosquitto", port=port, persistence=False, user=getpass.getuser()
-        )
-        process = await asyncio.create_subprocess_exec(
-            "mosquitto", "-c", str(files.config), stderr=asyncio.subprocess.DEVNULL
-        )
-        await asyncio.sleep(0.5)
-        address = BrokerAddress("127.0.0.1", port, version=5)
-    else:
+    tmp = scratch_dir("anju-bench-gw-")
+    async with bench_platform(tmp, db_kind) as platform:
+        fleet = await provision(platform, tmp, devices)
+        if broker_kind == "mosquitto":
+            async with private_mosquitto(platform, tmp / "mosquitto") as mosquitto:
+                return await measure(platform, mosquitto.address, fleet, rate, seconds)
         broker = EmbeddedBroker(platform, port=0)
         await broker.start()
-        address = broker.address
-    gateway = Gateway(platform, address, GatewayOptions())
+        try:
+            return await measure(platform, broker.address, fleet, rate, seconds)
+        finally:
+            await broker.stop()
+
+
+async def measure(
+    platform: Any, address: Any, fleet: Any, rate: int, seconds: float
+) -> dict[str, Any]:
+    from anju.devices.ca import ca_public_key_pem
+    from anju.gateway.runner import Gateway
+
+    gateway = Gateway(platform, address)
     await gateway.start()
     spec = {
-        "ca_pem": ca_public_key_pem(keys),
+        "ca_pem": ca_public_key_pem(platform.keys),
         "host": address.host,
         "port": address.port,
-        "devices": specs,
+        "devices": fleet.devices,
         "rate": rate,
         "seconds": seconds,
     }
-    gen = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.bench_gateway",
-        "--generator",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert gen.stdin is not None
-    assert gen.stdout is not None
-    gen.stdin.write(json.dumps(spec).encode())
-    gen.stdin.close()
-    line = await asyncio.wait_for(gen.stdout.readline(), 120)
-    assert line.startswith(b"ready"), line
+    gen = await start_generator("bench.bench_gateway", spec)
+    assert (await read_line(gen, 300))[0] == "ready"
     counters = gateway.ingest.counters
     stored0 = counters.events_stored
     cpu0, t0, rss0 = time.process_time(), time.monotonic(), rss_mb()
-    samples = []
-    next_sample = t0 + 60
-    done_line = b""
+    samples: list[tuple[float, float]] = []  # (minutes since start, RSS MB)
+    next_sample, next_print = t0 + SAMPLE_SECONDS, t0 + 60
+    assert gen.stdout is not None
     reader = asyncio.ensure_future(gen.stdout.readline())
     while not reader.done():
         await asyncio.sleep(0.5)
-        if time.monotonic() >= next_sample:
-            samples.append(
-                (round((time.monotonic() - t0) / 60), counters.events_stored - stored0, rss_mb())
-            )
+        now = time.monotonic()
+        if now >= next_sample:
+            samples.append(((now - t0) / 60, rss_mb()))
+            next_sample += SAMPLE_SECONDS
+        if now >= next_print:
             print(
-                f"  minute {samples[-1][0]}: {samples[-1][1]} events stored, "
-                f"RSS {samples[-1][2]:.1f} MB",
+                f"  minute {round((now - t0) / 60)}: {counters.events_stored - stored0} events "
+                f"stored, RSS {rss_mb():.1f} MB",
                 flush=True,
             )
-            next_sample += 60
-    done_line = reader.result()
-    sent = int(done_line.split()[1])
+            next_print += 60
+    sent = int(reader.result().split()[1])
     deadline = time.monotonic() + 60
     while counters.events_stored - stored0 < sent and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)  # the backlog drains into the database
@@ -230,7 +146,8 @@ async def run(
     stored = counters.events_stored - stored0
     await gen.wait()
     result = {
-        "setup": f"{broker_kind} → {db_kind}",
+        "setup": f"{'embedded' if address.version == 3 else 'mosquitto'} → "
+        f"{'sqlite' if platform.db.is_sqlite else 'postgres'}",
         "offered_rate": rate,
         "sent": sent,
         "stored": stored,
@@ -244,17 +161,35 @@ async def run(
         "samples": samples,
     }
     await gateway.stop()
-    if broker is not None:
-        await broker.stop()
-    if process is not None:
-        process.terminate()
-        await process.wait()
-    await db.dispose()
-    if schema is not None:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
     return result
+
+
+def memory_slope(samples: list[tuple[float, float]], warm_up: float) -> tuple[float, int]:
+    """Least-squares slope (MB/min) of the RSS samples after ``warm_up`` minutes; how many."""
+    points = [(m, rss) for m, rss in samples if m >= warm_up]
+    if len(points) < 3:
+        return float("nan"), len(points)
+    mean_m = sum(m for m, _ in points) / len(points)
+    mean_r = sum(r for _, r in points) / len(points)
+    num = sum((m - mean_m) * (r - mean_r) for m, r in points)
+    den = sum((m - mean_m) ** 2 for m, _ in points)
+    return num / den, len(points)
+
+
+def soak_verdict(r: dict[str, Any], minutes: float, max_growth: float) -> str:
+    warm_up = min(WARM_UP_MINUTES, minutes / 5)
+    slope, n = memory_slope(r["samples"], warm_up)
+    if n < 3:
+        return f"memory: too short to judge ({n} samples after a {warm_up:.1f} min warm-up)"
+    after = [rss for m, rss in r["samples"] if m >= warm_up]
+    verdict = "flat" if slope < max_growth else "GROWING"
+    kept_up = "kept up" if not r["dropped"] and r["stored"] == r["sent"] else "FELL BEHIND"
+    return (
+        f"memory after a {warm_up:.1f} min warm-up: RSS {min(after):.1f}–{max(after):.1f} MB, "
+        f"slope {slope:+.2f} MB/min ({slope * 60:+.0f} MB/h) from {n} samples → {verdict} "
+        f"(threshold {max_growth} MB/min); ingest {kept_up} "
+        f"({r['stored']} of {r['sent']} stored, {r['dropped']} dropped)"
+    )
 
 
 def report(r: dict[str, Any], target: float) -> None:
@@ -275,21 +210,28 @@ def main() -> None:
     parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--minutes", type=float, default=0.0, help="soak: Mosquitto → PostgreSQL")
+    parser.add_argument("--max-growth", type=float, default=MAX_GROWTH_MB_PER_MIN)
     parser.add_argument("--rate", type=int, default=6000)
     parser.add_argument("--embedded-rate", type=int, default=1000)
     parser.add_argument("--devices", type=int, default=20)
     args = parser.parse_args()
     if args.generator:
-        asyncio.run(generator(json.loads(sys.stdin.read())))
+        asyncio.run(generator())
         return
+    print(f"# {load_average()} before the run", flush=True)
     if args.minutes:
         r = asyncio.run(run("mosquitto", "postgres", args.devices, args.rate, args.minutes * 60))
         report(r, TARGET)
-        return
-    report(asyncio.run(run("mosquitto", "postgres", args.devices, args.rate, args.seconds)), TARGET)
-    embedded_seconds = min(args.seconds, 10.0)
-    r = asyncio.run(run("embedded", "sqlite", args.devices, args.embedded_rate, embedded_seconds))
-    report(r, 1000)
+        print(soak_verdict(r, args.minutes, args.max_growth), flush=True)
+    else:
+        r = asyncio.run(run("mosquitto", "postgres", args.devices, args.rate, args.seconds))
+        report(r, TARGET)
+        embedded_seconds = min(args.seconds, 10.0)
+        r = asyncio.run(
+            run("embedded", "sqlite", args.devices, args.embedded_rate, embedded_seconds)
+        )
+        report(r, 1000)
+    print(f"# {load_average()} after the run", flush=True)
 
 
 if __name__ == "__main__":

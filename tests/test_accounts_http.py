@@ -9,23 +9,18 @@ import httpx
 import pytest
 
 from anju.accounts import totp
-from anju.app import create_app
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.accounts import PASSWORD, Admin, make_admin
+from tests.support.http import api_client, bearer
 
 NEW_PASSWORD = "Battery.Staple-77"
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as c:
+    async with api_client(platform) as c:
         yield c
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def sign_in(client: httpx.AsyncClient, login: str, password: str = PASSWORD) -> str:

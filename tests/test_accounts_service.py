@@ -443,11 +443,13 @@ async def test_api_keys_carry_their_scopes_expire_and_can_be_revoked(
     principal = await as_principal(platform, issued.token, lambda s, p: _return(p))
     assert principal.kind == "apikey"
     assert principal.org_id == admin.org_id
-    assert principal.capabilities == {
+    assert principal.capabilities == {  # the front desk's, no more
         Cap.STAYS_MANAGE,
         Cap.STAYS_READ,
         Cap.PI_READ_MASKED,
         Cap.PROPERTIES_READ,
+        Cap.BIOMETRICS_VERIFY,
+        Cap.BIOMETRICS_ENROL,
     }
     with pytest.raises(Forbidden):  # its scope does not include account administration
         await as_principal(platform, issued.token, lambda s, p: s.list_accounts(p))

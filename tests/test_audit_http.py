@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from anju.app import create_app
 from anju.audit import AuditLog
 from anju.kit import merkle
 from anju.kit.checkpoint import parse_body, split_note
@@ -16,17 +15,13 @@ from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PublicKey
 from anju.platform import Platform
 from tests.support.accounts import as_principal, login_token, make_admin, make_member
+from tests.support.http import api_client, bearer
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as c:
+    async with api_client(platform) as c:
         yield c
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def auditor_of(platform: Platform, clock: FixedClock, org: str, login: str) -> str:

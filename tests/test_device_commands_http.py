@@ -15,7 +15,7 @@ from anju.devices.lifecycle import claim_code
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.accounts import as_principal, login_token, make_admin, make_member, step_up
-from tests.support.http_api import bearer, code_of, signed_in
+from tests.support.http import bearer, code_of, signed_in
 from tests.support.registry import Made, audit_entries, manufacture
 
 

@@ -19,8 +19,8 @@ from anju.devices.ca import ca_public_key
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus
 from anju.devices.models import Device
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent
+from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
 from anju.platform import Platform

@@ -415,22 +415,11 @@ async def test_a_session_confirmed_while_the_database_is_away_is_reconciled(
     clock: FixedClock,
     tmp_path: Path,
     db_outage: DatabaseOutage,
-    backend: str,
-    request: pytest.FixtureRequest,
 ) -> None:
     """The database goes away (for 1 s) at the moment the gateway records a session it has
     just confirmed — the lock's HELLO was answered a moment before. Afterwards the lock must be
     served as usual: online in the registry with that session (or a newer one), its commands
     delivered, its events filed under its organisation."""
-    if backend == "postgres":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="known bug (report of branch faults): Ingest keeps a session whose "
-                "confirmation failed to commit; the lock is never held, gets no commands and "
-                "its events are stored without organisation until its next handshake",
-            )
-        )
     (made,) = await manufacture_registered(platform, tmp_path, 1)
     async with mosquitto_process(platform, tmp_path / "mosquitto") as broker:
         address = broker.address

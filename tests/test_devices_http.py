@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from anju.app import create_app
 from anju.devices.lifecycle import claim_code
 from anju.devices.provisioning import ProvisioningService, proof_message
 from anju.kit.clock import FixedClock
@@ -17,14 +16,13 @@ from anju.kit.crypto import SM2PrivateKey, SM2PublicKey, hmac_sm3, random_bytes
 from anju.platform import Platform
 from anju.protocol.certificates import Certificate, CertKind
 from tests.support.accounts import make_admin
-from tests.support.http_api import code_of, signed_in
+from tests.support.http import api_client, code_of, signed_in
 from tests.support.registry import audit_entries, manufacture
 
 
 @pytest.fixture
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(platform))
-    async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as c:
+    async with api_client(platform) as c:
         yield c
 
 

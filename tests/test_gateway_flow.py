@@ -19,8 +19,8 @@ from anju.audit.models import AuditEntry
 from anju.devices.ca import GATEWAY_SIGNER, ca_public_key
 from anju.devices.commands import CommandStatus
 from anju.devices.lifecycle import Status
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
+from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.frames import MAX_FRAME_BYTES

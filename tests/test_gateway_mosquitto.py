@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from anju.devices.lifecycle import Status
 from anju.gateway.client import BrokerAddress
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.models import DeviceEvent, DeviceSession
 from anju.gateway.mosquitto import (
     ACL_FILE,
@@ -26,6 +25,7 @@ from anju.gateway.mosquitto import (
     password_matches,
     write_mosquitto_files,
 )
+from anju.gateway.options import GatewayOptions
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.topics import down_topic, session_up_topic, up_topic
@@ -191,6 +191,7 @@ async def test_cli_writes_the_mosquitto_files(platform: Platform, tmp_path: Path
     assert "mosquitto -c" in result.output
     conf = (out / "anju.conf").read_text()
     assert "allow_anonymous false" in conf
+    assert "set_tcp_nodelay true" in conf  # commands and acks must not wait for Nagle
     assert "listener 8883" in conf
     assert f"certfile {(tmp_path / 'c.pem').resolve()}" in conf
     users = [line.split(":")[0] for line in (out / PASSWORD_FILE).read_text().splitlines()]

@@ -9,7 +9,7 @@ import pytest
 
 from anju.kit.crypto import SM2PrivateKey, sm2_z, sm3, sm4_gcm_encrypt
 from anju.kit.crypto.sm2 import GX, GY, signature_to_rs
-from anju.protocol import frames, keys
+from anju.protocol import firmware, frames, keys
 from anju.protocol.certificates import Certificate, CertKind, issue_certificate
 from anju.protocol.channel import Direction, SecureChannel
 from anju.protocol.handshake import DeviceHandshake, GatewayHandshake, ReplayCache
@@ -175,6 +175,66 @@ def test_evt_ack_and_reset_reproduce() -> None:
     assert named == v.SESSION_ID
 
 
+@pytest.mark.req("L16", "R11", "R19")
+def test_firmware_package_reproduces() -> None:
+    signer = SM2PrivateKey(v.FIRMWARE_PRIVATE)
+    cert = issue_certificate(
+        CA,
+        kind=CertKind.FIRMWARE,
+        subject=v.FIRMWARE_SIGNER_NAME,
+        se_id="",
+        product=v.FIRMWARE_PRODUCT,
+        public_key=signer.public_key,
+        not_before=v.NOT_BEFORE,
+        not_after=v.NOT_AFTER,
+        serial=v.FIRMWARE_SERIAL,
+    )
+    assert cert.tbs() == v.FIRMWARE_CERT_TBS
+    assert _independent_verify(CA.public_key.raw, v.FIRMWARE_CERT_TBS, v.FIRMWARE_CERT_SIGNATURE)
+    manifest = firmware.Manifest(
+        product=v.PRODUCT,
+        version=v.FW_VERSION,
+        size=len(v.FW_IMAGE),
+        sm3=sm3(v.FW_IMAGE),
+        created_ms=v.FW_CREATED_MS,
+        min_from=v.FW_MIN_FROM,
+    )
+    assert sm3(v.FW_IMAGE) == v.FW_IMAGE_SM3
+    assert manifest.encode() == v.FW_MANIFEST
+    assert _independent_verify(
+        signer.public_key.raw, b"anju/firmware/v1" + v.FW_MANIFEST, v.FW_SIGNATURE
+    )
+    certificate = _cert(v.FIRMWARE_CERT_TBS, v.FIRMWARE_CERT_SIGNATURE)
+    signed = firmware.SignedManifest.parse(v.FW_MANIFEST, certificate, v.FW_SIGNATURE)
+    assert firmware.Package(signed, v.FW_IMAGE).encode() == v.FW_PACKAGE
+    package = firmware.Package.decode(v.FW_PACKAGE)
+    assert package.verify(CA.public_key, now=v.TD_MS // 1000) == manifest
+    assert package.image == v.FW_IMAGE
+    # The first chunk of its download, in the worked example's session.
+    now = {"ms": v.CONFIRM_TIME_MS}
+    device = SecureChannel(
+        v.DEVICE_ID, v.SESSION_ID, v.K_UP, v.K_DOWN, Direction.UP, lambda: now["ms"]
+    )
+    platform = SecureChannel(
+        v.DEVICE_ID, v.SESSION_ID, v.K_DOWN, v.K_UP, Direction.DOWN, lambda: now["ms"]
+    )
+    for channel, frame in ((platform, v.CONFIRM_FRAME), (platform, v.EVT_FRAME)):
+        channel.open(frame)
+    for channel, frame in ((device, v.CMD_FRAME), (device, v.EVT_ACK_FRAME)):
+        channel.open(frame)
+    device.seal({"t": "confirm", "th": v.TRANSCRIPT_HASH.hex()})
+    device.seal(v.EVT_MESSAGE)
+    platform.seal(v.CMD_MESSAGE)
+    platform.seal(v.EVT_ACK_MESSAGE)
+    now["ms"] = v.FW_GET_TIME_MS
+    assert device.seal(v.FW_GET_MESSAGE) == v.FW_GET_FRAME
+    now["ms"] = v.FW_CHUNK_TIME_MS
+    assert platform.seal(v.FW_CHUNK_MESSAGE) == v.FW_CHUNK_FRAME
+    assert platform.open(v.FW_GET_FRAME) == v.FW_GET_MESSAGE
+    assert device.open(v.FW_CHUNK_FRAME) == v.FW_CHUNK_MESSAGE
+    assert firmware.b64decode(v.FW_CHUNK_MESSAGE["data"], max_bytes=8192) == v.FW_IMAGE
+
+
 class _FixedSignatureKeyStore(SoftwareKeyStore):
     """Signs with the published HELLO signature (SM2 signatures are randomised)."""
 
@@ -231,5 +291,10 @@ def test_docs_print_the_same_values() -> None:
         "RESET_PREFIX",
         "RESET_SIGNED_MESSAGE",
         "RESET_SIGNATURE",
+        "FIRMWARE_CERT_TBS",
+        "FW_MANIFEST",
+        "FW_PACKAGE",
+        "FW_GET_FRAME",
+        "FW_CHUNK_FRAME",
     ):
         assert getattr(v, name).hex() in flat, name

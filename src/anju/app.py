@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from fastapi import FastAPI
+from prometheus_client.registry import Collector
 
 from anju import __version__
 from anju.api import docs, health, metrics
@@ -14,7 +17,12 @@ from anju.api.middleware import (
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
+from anju.biometrics.endpoints import IMAGE_PATHS
+from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
 from anju.platform import Platform
+from anju.protocol.firmware import MAX_PACKAGE_BYTES
+
+FIRMWARE_UPLOAD_PATH = "/api/v1/firmware/packages"
 
 DESCRIPTION = (
     "安居 anju — 实名制智能门锁与租赁住房平台，个人信息以国密算法（SM2/SM3/SM4）按设计保护。\n\n"
@@ -28,17 +36,25 @@ def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
     from anju.accounts.endpoints import router as accounts_router
     from anju.audit.endpoints import router as audit_router
+    from anju.biometrics.endpoints import router as biometrics_router
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
+    from anju.firmware.endpoints import router as firmware_router
 
     app.include_router(accounts_router)
     app.include_router(audit_router)
     app.include_router(devices_router)
     app.include_router(device_commands_router)
+    app.include_router(firmware_router)
+    app.include_router(biometrics_router)
 
 
-def create_app(platform: Platform) -> FastAPI:
-    """The FastAPI app serving ``platform``: routers, health, metrics, docs, one error model."""
+def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:
+    """The FastAPI app serving ``platform``: routers, health, metrics, docs, one error model.
+
+    ``collectors`` add live metrics of parts running in the same process (``anju serve``: the
+    gateway's, :class:`anju.gateway.metrics.GatewayCollector`) to ``/metrics``.
+    """
     app = FastAPI(
         title="anju 安居 API",
         version=__version__,
@@ -49,6 +65,8 @@ def create_app(platform: Platform) -> FastAPI:
     )
     app.state.platform = platform
     app.state.metrics = HttpMetrics()
+    for collector in collectors:
+        app.state.metrics.registry.register(collector)
 
     install_error_handlers(app)
     app.include_router(health.router)
@@ -58,7 +76,12 @@ def create_app(platform: Platform) -> FastAPI:
     check_transaction_scope(app)
 
     # Added inner to outer: the last one added sees the request first.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=platform.settings.max_request_bytes)
+    default = platform.settings.max_request_bytes
+    # Larger bodies on exactly these paths: firmware package files (images up to 4 MiB) and
+    # remote face checks (a document photo and a frame sequence, base64 in JSON).
+    larger = {FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, default)}
+    larger.update(dict.fromkeys(IMAGE_PATHS, max(FACE_CHECK_BODY_BYTES, default)))
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=default, larger=larger)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)

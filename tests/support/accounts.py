@@ -19,6 +19,7 @@ class Admin:
     org_id: str | None
     login: str
     secret: str
+    token: str = ""  # the first sign-in's session (second factor verified by the enrolment)
 
 
 async def make_admin(platform: Platform, login: str = "sa-one", org: str | None = "Org A") -> Admin:
@@ -35,7 +36,7 @@ async def make_admin(platform: Platform, login: str = "sa-one", org: str | None 
         token,
         lambda s, p: s.confirm_totp(p, totp.code_at(secret, platform.clock.now())),
     )
-    return Admin(admin_id, org_id, login, secret)
+    return Admin(admin_id, org_id, login, secret, token)
 
 
 async def login_token(
@@ -75,3 +76,13 @@ async def make_member(
         allow_password_change=True,
     )
     return account.id, member_token
+
+
+async def make_member_with_role(
+    platform: Platform, clock: FixedClock, admin: Admin, token: str, login: str, role: str
+) -> str:
+    """A new account of ``admin``'s organisation holding ``role``; its session token."""
+    account_id, member_token = await make_member(platform, clock, admin, token, login)
+    await step_up(platform, clock, admin, token)
+    await as_principal(platform, token, lambda s, p: s.grant_role(p, account_id, role))
+    return member_token

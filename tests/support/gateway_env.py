@@ -13,8 +13,8 @@ from pathlib import Path
 
 from anju.gateway.broker import EmbeddedBroker
 from anju.gateway.client import BrokerAddress
-from anju.gateway.ingest import GatewayOptions
 from anju.gateway.mosquitto import write_mosquitto_files
+from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.platform import Platform
 from tests.support.services import require_service

@@ -148,3 +148,17 @@ def scan_platform_storage(database_url: str, values: Iterable[str], workdir: Pat
             raise ValueError("in-memory SQLite has no storage to scan")
         return scan_sqlite(Path(database), wanted)
     return scan_postgres_schema(database_url, wanted, workdir)
+
+
+def platform_storage_files(database_url: str, workdir: Path) -> list[Path]:
+    """The files holding the database's data: SQLite's (with WAL and journal), or a fresh
+    ``pg_dump`` of the PostgreSQL schema written to ``workdir``."""
+    if database_url.startswith("sqlite"):
+        database = make_url(database_url).database
+        if not database:
+            raise ValueError("in-memory SQLite has no storage to scan")
+        return sqlite_storage_files(Path(database))
+    libpq, schema = libpq_url(database_url)
+    if schema is None:
+        raise ValueError("the PostgreSQL URL names no schema to dump")
+    return [pg_dump_schema(libpq, schema, workdir / "dump.sql")]

@@ -45,6 +45,8 @@ class Cap(StrEnum):
     PROPERTIES_READ = "properties.read"
     ACCESS_MANAGE = "access.manage"  # issue, freeze, revoke credentials
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
+    BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
+    BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
             Cap.PROPERTIES_READ,
+            Cap.BIOMETRICS_VERIFY,
+            Cap.BIOMETRICS_ENROL,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -105,6 +109,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.ACCESS_MANAGE,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
+            Cap.BIOMETRICS_VERIFY,
+            Cap.BIOMETRICS_ENROL,
         ),
         _info(
             Role.LANDLORD,
@@ -119,9 +125,16 @@ ROLES: dict[Role, RoleInfo] = {
     )
 }
 
-#: Capabilities that reveal personal information in any form (clear or masked).
+#: Capabilities that reveal or process personal information in any form (clear, masked, faces).
 PI_CAPABILITIES: frozenset[Cap] = frozenset(
-    {Cap.PI_READ, Cap.PI_WRITE, Cap.PI_READ_MASKED, Cap.OFFICER_QUERY}
+    {
+        Cap.PI_READ,
+        Cap.PI_WRITE,
+        Cap.PI_READ_MASKED,
+        Cap.OFFICER_QUERY,
+        Cap.BIOMETRICS_VERIFY,
+        Cap.BIOMETRICS_ENROL,
+    }
 )
 
 #: L7: administrator, auditor and data operator are three different people.

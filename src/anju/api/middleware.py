@@ -120,19 +120,22 @@ class BodySizeLimitMiddleware:
     Checked twice: an announced Content-Length over the limit is refused before the app runs,
     and the bytes actually received are counted while streaming (chunked bodies, lying
     Content-Length). Whatever the app does once its ``receive`` fails, the client gets the 413.
+    ``larger`` names exact paths with their own (larger) limit, e.g. firmware uploads.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         announced = Headers(scope=scope).get("content-length")
-        if announced is not None and announced.isdigit() and int(announced) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if announced is not None and announced.isdigit() and int(announced) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
 
         received = 0
@@ -144,7 +147,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -163,14 +166,14 @@ class BodySizeLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not response_started:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
             413,
             "payload_too_large",
             "请求体过大 / Request body too large.",
-            {"max_bytes": self.max_bytes},
+            {"max_bytes": limit},
             headers={"connection": "close"},
         )
         await response(scope, receive, send)

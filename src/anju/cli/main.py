@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from anju import __version__
-from anju.cli import admin, audit, db, devices, gateway, keys, privacy, serve, sim
+from anju.cli import admin, audit, db, devices, face, firmware, gateway, keys, privacy, serve, sim
 
 app = typer.Typer(
     name="anju",
@@ -22,6 +22,8 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(devices.app, name="devices")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(firmware.app, name="firmware")
+app.add_typer(face.app, name="face")
 
 
 @app.command("version")

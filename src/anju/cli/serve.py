@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from anju.api.health import migration_heads
 from anju.audit import AuditLog
@@ -19,7 +20,8 @@ from anju.cli.common import DataDirOption, fail
 from anju.cli.demo import demo_building as demo_locks
 from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
-from anju.gateway.runner import serve_gateway
+from anju.gateway.metrics import GatewayCollector
+from anju.gateway.runner import Gateway, serve_gateway
 from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
@@ -89,8 +91,8 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
-        async with serve_gateway(platform), demo_locks(platform, demo_building):
-            await _serve_http(platform)
+        async with serve_gateway(platform) as gateway, demo_locks(platform, demo_building):
+            await _serve_http(platform, gateway)
 
 
 async def prepare_schema(settings: Settings) -> bool:
@@ -169,12 +171,17 @@ def _banner(settings: Settings) -> str:
     )
 
 
-async def _serve_http(platform: Platform) -> None:
+def http_app(platform: Platform, gateway: Gateway | None) -> FastAPI:
+    """The HTTP app ``anju serve`` runs; ``/metrics`` includes the in-process gateway's."""
     from anju.app import create_app
 
+    return create_app(platform, collectors=[GatewayCollector(gateway)] if gateway else [])
+
+
+async def _serve_http(platform: Platform, gateway: Gateway | None = None) -> None:
     settings = platform.settings
     config = uvicorn.Config(
-        create_app(platform),
+        http_app(platform, gateway),
         host=settings.host,
         port=settings.port,
         log_config=None,  # our redacting JSON handler is already on the root logger

@@ -5,7 +5,10 @@ sealed, power-loss-safe :class:`~anju.device.storage.EventBuffer` first and are 
 whenever a session is up; an event leaves the buffer only once the platform's ``evt_ack`` says it
 is durably stored (at-least-once, stable ids; the platform de-duplicates resends). Commands are
 executed at most once: the id is recorded durably *before* the lock acts, and a redelivered
-command is acknowledged again with the remembered result but never executed twice.
+command is acknowledged again with the remembered result but never executed twice. Firmware
+updates (``ota.update``) are verified before anything is downloaded and installed by an A/B
+switch (:mod:`anju.device.ota`). With a camera, faces are enrolled and recognised on the lock
+itself (``bio.*`` commands, :meth:`LockFirmware.face_unlock`; :mod:`anju.device.faces`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,8 +35,14 @@ from anju.device.client import (
     NotConnected,
     system_ms,
 )
+from anju.device.faces import Camera, FaceAgent, FaceOptions, FaceVerdict
+from anju.device.ota import OtaAgent, OtaOptions
+from anju.device.ota_store import OtaStore
 from anju.device.storage import EventBuffer, Sealer, SlotStore
 from anju.errors import AnjuError
+from anju.face.engine import FaceEngine
+from anju.protocol.biometrics import COMMANDS as FACE_COMMANDS
+from anju.protocol.firmware import OFFER_COMMAND
 from anju.protocol.messages import canonical_json
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 FIRMWARE_VERSION = "anju-lock/0.1.0"
 FIRMWARE_CONTEXT = b"anju/lock-firmware/v1"
 EVENT_CONTEXT = b"anju/lock-events/v1"
+OTA_CONTEXT = b"anju/lock-ota/v1"
+FACES_CONTEXT = b"anju/lock-faces/v1"
 #: How many executed command ids the lock remembers (the platform gives up on a command after
 #: max_attempts = 5 deliveries within its TTL, so recent ids are all that can come back).
 EXECUTED_MEMORY = 256
@@ -67,7 +78,10 @@ class LockConfig:
     #: Seconds to wait for the platform's evt_ack of an uploaded batch before sending it again.
     ack_timeout_s: float = 30.0
     state_interval_s: float = 300.0
+    #: The factory image, ``<name>/<version>``; firmware updates replace the version.
     firmware: str = FIRMWARE_VERSION
+    ota: OtaOptions = field(default_factory=OtaOptions)
+    faces: FaceOptions = field(default_factory=FaceOptions)
 
 
 @dataclass
@@ -96,6 +110,8 @@ class LockFirmware:
         config: LockConfig | None = None,
         now_ms: Clock = system_ms,
         rand: Callable[[], float] | None = None,
+        camera: Camera | None = None,
+        face_engine: Callable[[], FaceEngine] = FaceEngine,
     ) -> None:
         self.config = config or LockConfig()
         self.stats = LockStats()
@@ -136,13 +152,47 @@ class LockFirmware:
         self._batch_acked = asyncio.Event()
         self._new_session = asyncio.Event()
         self._state_due = asyncio.Event()
+        # Firmware updates: "<name>/<version>" is what ran at the factory; updates change the
+        # version (the reference lock is Python: installing switches the recorded image).
+        self._firmware_name, _, factory_version = self.config.firmware.rpartition("/")
+        self.ota = OtaAgent(
+            OtaStore(
+                data_dir / "ota",
+                se.storage_sealer("lock/ota"),
+                context=OTA_CONTEXT + device_bytes,
+            ),
+            self.client,
+            product=identity.certificate.product,
+            factory_version=factory_version,
+            ca_public_key=identity.ca_public_key,
+            now_s=lambda: now_ms() // 1000,
+            on_installed=self._state_due.set,
+            options=self.config.ota,
+        )
+        # Faces (only with a camera for enrolment and unlocking; templates may still be loaded).
+        self.faces = FaceAgent(
+            SlotStore(
+                data_dir,
+                "faces",
+                se.storage_sealer("lock/faces"),
+                context=FACES_CONTEXT + device_bytes,
+            ),
+            self.client,
+            self._send_durably,
+            camera=camera,
+            engine=face_engine,
+            now_ms=now_ms,
+            options=self.config.faces,
+        )
         self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
             "unlock": self._cmd_unlock,
             "lock": self._cmd_lock,
             "report_state": self._cmd_report_state,
             "ping": self._cmd_ping,
             "set_attribute": self._cmd_set_attribute,
+            OFFER_COMMAND: self._cmd_ota_update,
         }
+        self._commands.update({name: self._face_command(name) for name in FACE_COMMANDS})
 
     # -- persistence ----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -170,14 +220,33 @@ class LockFirmware:
         }
         self._store.write(canonical_json(doc))
 
+    @property
+    def firmware(self) -> str:
+        """The running firmware as reported: ``<name>/<version>``, e.g. ``anju-lock/0.1.0``."""
+        version = self.ota.running_version
+        return f"{self._firmware_name}/{version}" if self._firmware_name else version
+
     # -- local operation ------------------------------------------------------------------------
     def record_event(self, kind: str, data: dict[str, Any] | None = None) -> str:
         """Store an event durably (it is uploaded when a session is up); its stable id."""
         event_id = uuid.uuid4().hex
         message = {"t": "evt", "id": event_id, "at": self._now(), "kind": kind, "data": data or {}}
+        self._send_durably(message)
+        return event_id
+
+    def _send_durably(self, message: dict[str, Any]) -> None:
+        """Queue an uplink message that must arrive (an event, a face result or template) in
+        the sealed buffer; it is sent in order and dropped once the platform acknowledged its
+        id (``evt_ack`` for events, ``bio_ack`` for face messages)."""
         self.buffer.append(canonical_json(message))
         self._wake_uploader.set()
-        return event_id
+
+    async def face_unlock(self) -> FaceVerdict:
+        """Someone at the door: unlock if they are live and one of the people loaded here."""
+        verdict = await self.faces.verify()
+        if verdict.matched:
+            self.set_locked(False, by="face")
+        return verdict
 
     def set_locked(self, locked: bool, *, by: str, command_id: str | None = None) -> None:
         """Drive the bolt (here: the state variable) and record the event."""
@@ -198,7 +267,7 @@ class LockFirmware:
             "t": "state",
             "at": self._now(),
             "battery": self.battery,
-            "firmware": self.config.firmware,
+            "firmware": self.firmware,
             "signal": self.signal,
             # A flat object of scalars (protocol rule): attributes appear as "attr.<name>".
             "extra": {
@@ -211,10 +280,19 @@ class LockFirmware:
 
     # -- commands -------------------------------------------------------------------------------
     async def _on_message(self, message: dict[str, Any]) -> None:
-        if message["t"] == "evt_ack":
-            self._unacked.difference_update(message["ids"])
+        if message["t"] in ("evt_ack", "bio_ack"):
+            ids = message["ids"] if message["t"] == "evt_ack" else [message["id"]]
+            if message["t"] == "bio_ack" and not message["ok"]:
+                log.warning("the platform refused a face message: %s", message["code"])
+            self._unacked.difference_update(ids)
             if not self._unacked:
                 self._batch_acked.set()
+            return
+        if message["t"] == "fw_chunk":
+            self.ota.on_chunk(message)
+            return
+        if message["t"] == "bio_data":
+            self.faces.on_data(message)
             return
         if message["t"] != "cmd":
             return
@@ -260,6 +338,15 @@ class LockFirmware:
     def _cmd_ping(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         return True, None
 
+    def _face_command(self, name: str) -> Callable[[str, dict[str, Any]], CommandResult]:
+        def execute(command_id: str, args: dict[str, Any]) -> CommandResult:
+            return self.faces.command(name, args)
+
+        return execute
+
+    def _cmd_ota_update(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        return self.ota.offer(args)  # checked now; downloaded and installed in the background
+
     def _cmd_set_attribute(self, command_id: str, args: dict[str, Any]) -> CommandResult:
         name, value = args.get("name"), args.get("value")
         if (
@@ -278,6 +365,8 @@ class LockFirmware:
 
     # -- connection life ------------------------------------------------------------------------
     async def _on_session(self) -> None:
+        self.ota.on_session()
+        self.faces.on_session()
         self._state_due.set()
         self._new_session.set()
         self._wake_uploader.set()
@@ -343,6 +432,8 @@ class LockFirmware:
         workers = [
             asyncio.create_task(self._upload()),
             asyncio.create_task(self._report_state()),
+            asyncio.create_task(self.ota.run()),
+            asyncio.create_task(self.faces.run()),
         ]
         try:
             await self.client.run()

@@ -9,17 +9,45 @@ hardware-fused key. docs/secure-element.md lists what software cannot give.
 from __future__ import annotations
 
 import contextlib
-import enum
 import hmac as _hmac
-import json
-import re
-import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from anju.device.se_flash import (
+    FUSES_FILE,
+    STATE_NAME,
+    TOMBSTONE_FILE,
+    SeState,
+    decode_fuses,
+    encode_fuses,
+    fresh_random,
+    self_test,
+)
+from anju.device.se_model import (
+    ALGORITHMS,
+    CODES,
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_PIN_TRIES,
+    HMAC_INFO,
+    KEY_USAGE,
+    MAX_SECRETS,
+    SE_VERSION,
+    SEAL_INFO,
+    SECRET_USAGES,
+    STATE_CONTEXT,
+    FactoryRecord,
+    KeyUsage,
+    Lifecycle,
+    SecureElementDecryptError,
+    SecureElementError,
+    SeInfo,
+    bad_input,
+    check_id,
+    check_name,
+    check_pin,
+)
 from anju.device.storage import (
     SlotStore,
     Sm4GcmSealer,
@@ -28,237 +56,27 @@ from anju.device.storage import (
     replace_durably,
     shred,
 )
-from anju.errors import AnjuError, CryptoError, IntegrityError
+from anju.errors import AnjuError, IntegrityError
 from anju.kit.crypto import (
     SM2PrivateKey,
     SM2PublicKey,
     hkdf_sm3,
     hmac_sm3,
-    random_bytes,
-    sm3,
-    sm4_ecb_encrypt_block,
 )
 from anju.protocol.keys import derive_root_key, derive_session_keys
 
-SE_VERSION = "anju-soft-se/1.0"
-ALGORITHMS = ("SM2", "SM3", "SM4-GCM", "HMAC-SM3", "HKDF-SM3")
-HMAC_INFO = b"anju/se/hmac/v1:"
-SEAL_INFO = b"anju/se/seal/v1:"
-STATE_CONTEXT = b"anju/se-state/v1"
-DEFAULT_PIN_TRIES = 5
-DEFAULT_FAILURE_THRESHOLD = 16
-MAX_SECRETS = 32
-
-#: Stable codes of :class:`SecureElementError`.
-CODES: dict[str, str] = {
-    "se_zeroized": "the SE destroyed its keys (tamper response) and is permanently unusable",
-    "se_not_manufactured": "no SE here, or it was never personalised",
-    "se_already_manufactured": "manufacture is allowed once per SE",
-    "se_fuses_corrupt": "the fused identity/storage key file is damaged",
-    "se_state_missing": "the SE is personalised but its sealed state is gone",
-    "se_state_corrupt": "the sealed state does not authenticate (tampered, moved, wrong key)",
-    "se_storage_io": "the SE could not write its state; the previous state is intact",
-    "se_self_test_failed": "an algorithm known-answer or consistency test failed",
-    "se_pin_required": "verify the PIN before using keys",
-    "se_wrong_pin": "wrong PIN (details: tries_left)",
-    "se_bad_input": "argument has the wrong form or size",
-    "se_usage_denied": "the key's usage flags do not allow this operation",
-    "se_secret_not_found": "no stored secret with that name",
-    "se_secret_exists": "a secret with that name exists (pass replace=True)",
-    "se_secret_limit": "the secret slots are full",
-    "se_decrypt_failed": "SM2 ciphertext did not decrypt (counts as a failed operation)",
-    "se_internal_error": "an unexpected fault; no detail is disclosed",
-}
-
-
-class SecureElementError(CryptoError):
-    """An SE operation was refused or failed; ``code`` says why (one of :data:`CODES`)."""
-
-    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
-        if code not in CODES:
-            raise ValueError(f"unknown secure element error code {code!r}")
-        super().__init__(message, details=details)
-        self.code = code  # type: ignore[misc]
-
-
-class SecureElementDecryptError(SecureElementError, IntegrityError):
-    """SM2 decryption failed; also an IntegrityError, like ``SM2PrivateKey.decrypt``."""
-
-
-class KeyUsage(enum.Flag):
-    """What a key inside the SE may be used for; checked on every operation."""
-
-    SIGN = enum.auto()
-    DECRYPT = enum.auto()
-    DERIVE = enum.auto()  # session keys (design: HKDF-SM3 over root ‖ Kp)
-    HMAC = enum.auto()
-    SEAL = enum.auto()  # storage sealing keys
-    VERIFY = enum.auto()  # constant-time comparison against a stored secret
-
-
-#: Usage of the SE's fixed keys. A stored secret carries its own usage (HMAC and/or VERIFY).
-KEY_USAGE: dict[str, KeyUsage] = {
-    "device": KeyUsage.SIGN | KeyUsage.DECRYPT,
-    "root": KeyUsage.DERIVE | KeyUsage.HMAC,
-    "data": KeyUsage.SEAL,
-}
-SECRET_USAGES = KeyUsage.HMAC | KeyUsage.VERIFY
-
-
-class Lifecycle(enum.Enum):
-    """Blank (fused identity only) → locked (personalised, keys sealed inside) → zeroized."""
-
-    BLANK = "blank"
-    LOCKED = "locked"
-    ZEROIZED = "zeroized"
-
-
-@dataclass(frozen=True)
-class FactoryRecord:
-    """What leaves the SE once, at manufacture: the platform's copy of the root key."""
-
-    device_id: str
-    se_id: str
-    se_version: str
-    public_key: SM2PublicKey
-    root_key: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class SeInfo:
-    """Non-secret facts about an SE (readable without the PIN)."""
-
-    se_id: str
-    device_id: str | None
-    version: str
-    lifecycle: Lifecycle
-    algorithms: tuple[str, ...]
-    pin_tries_left: int | None
-    failures: int | None
-    failure_threshold: int | None
-
-
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_NAME = re.compile(r"[a-z0-9][a-z0-9._/-]{0,63}")
-
-# fuses.bin: magic(4) ‖ format(u8) ‖ personalised(u8) ‖ se_id(16) ‖ storage_key(16) ‖ check(8)
-_FUSES = struct.Struct(">4sBB16s16s")
-_FUSES_MAGIC = b"ASEF"
-FUSES_FILE = "fuses.bin"
-STATE_NAME = "state"
-TOMBSTONE_FILE = "ZEROIZED"
-
-
-def _bad(message: str) -> SecureElementError:
-    return SecureElementError("se_bad_input", message)
-
-
-def _check_id(value: str, what: str) -> bytes:
-    if not isinstance(value, str) or not _HEX32.fullmatch(value):
-        raise _bad(f"{what} must be 32 lowercase hex characters")
-    return bytes.fromhex(value)
-
-
-def _check_name(value: str, what: str) -> bytes:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise _bad(f"{what} must match [a-z0-9][a-z0-9._/-]{{0,63}}")
-    return value.encode()
-
-
-def _check_pin(pin: bytes) -> None:
-    if not isinstance(pin, bytes) or not 4 <= len(pin) <= 64:
-        raise _bad("PIN must be 4 to 64 bytes")
-
-
-def _encode_fuses(se_id: bytes, storage_key: bytes, *, personalised: bool) -> bytes:
-    body = _FUSES.pack(_FUSES_MAGIC, 1, int(personalised), se_id, storage_key)
-    return body + sm3(body)[:8]
-
-
-def _decode_fuses(data: bytes) -> tuple[bytes, bytes, bool]:
-    if len(data) != _FUSES.size + 8 or sm3(data[: _FUSES.size])[:8] != data[_FUSES.size :]:
-        raise SecureElementError("se_fuses_corrupt", "SE fuse file is damaged")
-    magic, fmt, personalised, se_id, storage_key = _FUSES.unpack(data[: _FUSES.size])
-    if magic != _FUSES_MAGIC or fmt != 1 or personalised not in (0, 1):
-        raise SecureElementError("se_fuses_corrupt", "SE fuse file is damaged")
-    return se_id, storage_key, bool(personalised)
-
-
-def self_test() -> None:
-    """Known-answer tests of SM3 (GB/T 32905 A.1) and SM4 (GB/T 32907 A.1); raise on mismatch."""
-    sm4_key = bytes.fromhex("0123456789abcdeffedcba9876543210")
-    ok = (
-        sm3(b"abc").hex() == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
-        and sm4_ecb_encrypt_block(sm4_key, sm4_key).hex() == "681edf34d206965e86b3e94f536e4246"
-    )
-    if not ok:
-        raise SecureElementError("se_self_test_failed", "algorithm known-answer test failed")
-
-
-def _fresh_random(n: int) -> bytes:
-    """RNG output with a stuck-output health check (a repeated or constant block fails)."""
-    first, second = random_bytes(n), random_bytes(n)
-    if first == second or len(set(first)) == 1:
-        raise SecureElementError("se_self_test_failed", "random number generator health check")
-    return first
-
-
-@dataclass
-class _State:
-    """Everything sealed in the SE's flash. Never leaves the object unsealed."""
-
-    device_id: str
-    version: str
-    device_key: bytes
-    root_key: bytes
-    data_key: bytes
-    pin_salt: bytes
-    pin_verifier: bytes
-    pin_tries: int
-    pin_failures: int
-    failure_threshold: int
-    failures: int
-    secrets: dict[str, tuple[bytes, KeyUsage]]
-
-    def encode(self) -> bytes:
-        doc = {
-            "format": 1,
-            "device_id": self.device_id,
-            "version": self.version,
-            "device_key": self.device_key.hex(),
-            "root_key": self.root_key.hex(),
-            "data_key": self.data_key.hex(),
-            "pin_salt": self.pin_salt.hex(),
-            "pin_verifier": self.pin_verifier.hex(),
-            "pin_tries": self.pin_tries,
-            "pin_failures": self.pin_failures,
-            "failure_threshold": self.failure_threshold,
-            "failures": self.failures,
-            "secrets": {k: [v.hex(), u.value] for k, (v, u) in sorted(self.secrets.items())},
-        }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> _State:
-        doc = json.loads(data)
-        if doc.get("format") != 1:
-            raise ValueError("unknown SE state format")
-        return cls(
-            device_id=str(doc["device_id"]),
-            version=str(doc["version"]),
-            device_key=bytes.fromhex(doc["device_key"]),
-            root_key=bytes.fromhex(doc["root_key"]),
-            data_key=bytes.fromhex(doc["data_key"]),
-            pin_salt=bytes.fromhex(doc["pin_salt"]),
-            pin_verifier=bytes.fromhex(doc["pin_verifier"]),
-            pin_tries=int(doc["pin_tries"]),
-            pin_failures=int(doc["pin_failures"]),
-            failure_threshold=int(doc["failure_threshold"]),
-            failures=int(doc["failures"]),
-            secrets={
-                k: (bytes.fromhex(v), KeyUsage(int(u))) for k, (v, u) in doc["secrets"].items()
-            },
-        )
+__all__ = [
+    "CODES",
+    "FactoryRecord",
+    "KeyUsage",
+    "Lifecycle",
+    "SeInfo",
+    "SealedStorage",
+    "SecureElementDecryptError",
+    "SecureElementError",
+    "SoftwareSecureElement",
+    "self_test",
+]
 
 
 class SealedStorage:
@@ -295,7 +113,7 @@ class SoftwareSecureElement:
         self._lock = threading.RLock()
         self._se_id = b""
         self._storage: SlotStore | None = None
-        self._state: _State | None = None
+        self._state: SeState | None = None
         self._private: SM2PrivateKey | None = None
         self._public: SM2PublicKey | None = None
         self._seal_keys: dict[str, Sm4GcmSealer] = {}
@@ -319,7 +137,7 @@ class SoftwareSecureElement:
             data = (path / FUSES_FILE).read_bytes()
         except FileNotFoundError:
             raise SecureElementError("se_not_manufactured", f"no SE at {path}") from None
-        se_id, storage_key, personalised = _decode_fuses(data)
+        se_id, storage_key, personalised = decode_fuses(data)
         se._se_id = se_id
         se._storage = SlotStore(
             path, STATE_NAME, Sm4GcmSealer(storage_key), context=STATE_CONTEXT + se_id
@@ -334,8 +152,8 @@ class SoftwareSecureElement:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if (path / FUSES_FILE).exists() or (path / TOMBSTONE_FILE).exists():
             raise SecureElementError("se_already_manufactured", f"an SE already exists at {path}")
-        se_id, storage_key = _fresh_random(16), _fresh_random(16)
-        replace_durably(path / FUSES_FILE, _encode_fuses(se_id, storage_key, personalised=False))
+        se_id, storage_key = fresh_random(16), fresh_random(16)
+        replace_durably(path / FUSES_FILE, encode_fuses(se_id, storage_key, personalised=False))
         return cls._load_fuses(path)
 
     @classmethod
@@ -353,10 +171,10 @@ class SoftwareSecureElement:
 
         Afterwards the SE is locked: the root key is never readable again.
         """
-        _check_id(device_id, "device id")
-        _check_pin(pin)
+        check_id(device_id, "device id")
+        check_pin(pin)
         if not 1 <= pin_tries <= 15 or not 1 <= failure_threshold <= 1000:
-            raise _bad("pin_tries must be 1..15 and failure_threshold 1..1000")
+            raise bad_input("pin_tries must be 1..15 and failure_threshold 1..1000")
         se = (
             cls._load_fuses(path)
             if (path / FUSES_FILE).exists() or (path / TOMBSTONE_FILE).exists()
@@ -369,19 +187,19 @@ class SoftwareSecureElement:
             self_test()
             device_key = SM2PrivateKey.generate()
             # Pairwise consistency test of the new key pair before it is trusted.
-            probe = _fresh_random(32)
+            probe = fresh_random(32)
             if not device_key.public_key.verify(probe, device_key.sign(probe)):
                 raise SecureElementError("se_self_test_failed", "SM2 key pair consistency")
             # R18d: SE id and device id are the diversification factors, dispersed by fresh
             # randomness so nobody can recompute the key from the identifiers.
-            root_key = derive_root_key(se._se_id.hex(), device_id, _fresh_random(32))
-            salt = _fresh_random(16)
-            state = _State(
+            root_key = derive_root_key(se._se_id.hex(), device_id, fresh_random(32))
+            salt = fresh_random(16)
+            state = SeState(
                 device_id=device_id,
                 version=SE_VERSION,
                 device_key=device_key.private_bytes(),
                 root_key=root_key,
-                data_key=_fresh_random(16),
+                data_key=fresh_random(16),
                 pin_salt=salt,
                 pin_verifier=hmac_sm3(salt, pin),
                 pin_tries=pin_tries,
@@ -394,10 +212,10 @@ class SoftwareSecureElement:
             assert se._storage is not None
             se._storage.destroy()  # leftovers of a personalisation that never finished
             se._persist()
-            _, storage_key, _ = _decode_fuses((path / FUSES_FILE).read_bytes())
+            _, storage_key, _ = decode_fuses((path / FUSES_FILE).read_bytes())
             # "Blow the fuse": from now on the SE only opens as personalised (locked).
             replace_durably(
-                path / FUSES_FILE, _encode_fuses(se._se_id, storage_key, personalised=True)
+                path / FUSES_FILE, encode_fuses(se._se_id, storage_key, personalised=True)
             )
             se._activate(state)
             record = FactoryRecord(
@@ -434,13 +252,13 @@ class SoftwareSecureElement:
         if data is None:
             raise SecureElementError("se_state_missing", "SE is personalised but has no state")
         try:
-            state = _State.decode(data)
+            state = SeState.decode(data)
         except (ValueError, KeyError, TypeError):
             raise SecureElementError("se_state_corrupt", "SE state is malformed") from None
         se._activate(state)
         return se
 
-    def _activate(self, state: _State) -> None:
+    def _activate(self, state: SeState) -> None:
         self._state = state
         self._private = SM2PrivateKey(state.device_key)
         self._public = self._private.public_key
@@ -455,7 +273,7 @@ class SoftwareSecureElement:
                 details={"reason": self._zeroize_reason or ""},
             )
 
-    def _ready(self) -> _State:
+    def _ready(self) -> SeState:
         """Alive, personalised and PIN verified: the state to use."""
         self._check_alive()
         if self._state is None:
@@ -585,7 +403,7 @@ class SoftwareSecureElement:
         power during a guess cannot save the try."""
         with self._guard():
             self._check_alive()
-            _check_pin(pin)
+            check_pin(pin)
             state = self._state
             if state is None:
                 raise SecureElementError("se_not_manufactured", "SE is not personalised")
@@ -640,7 +458,7 @@ class SoftwareSecureElement:
             state = self._ready()
             self._require("root", KeyUsage.DERIVE)
             if len(kp) != 32:
-                raise _bad("Kp must be 32 bytes")
+                raise bad_input("Kp must be 32 bytes")
             return derive_session_keys(state.root_key, kp, salt, info)
 
     def hmac(self, label: str, data: bytes) -> bytes:
@@ -651,7 +469,7 @@ class SoftwareSecureElement:
         with self._guard():
             state = self._ready()
             self._require("root", KeyUsage.HMAC)
-            key = hkdf_sm3(state.root_key, length=32, info=HMAC_INFO + _check_name(label, "label"))
+            key = hkdf_sm3(state.root_key, length=32, info=HMAC_INFO + check_name(label, "label"))
             return hmac_sm3(key, data)
 
     def storage_sealer(self, label: str) -> SealedStorage:
@@ -659,7 +477,7 @@ class SoftwareSecureElement:
         platform does not have) never leaves the SE."""
         with self._guard():
             self._ready()
-            _check_name(label, "label")
+            check_name(label, "label")
             return SealedStorage(self, label)
 
     # -- small secrets ------------------------------------------------------------------------
@@ -669,11 +487,11 @@ class SoftwareSecureElement:
         """Import a small secret (1–64 bytes) used only inside: HMAC and/or VERIFY."""
         with self._guard():
             state = self._ready()
-            _check_name(name, "secret name")
+            check_name(name, "secret name")
             if not isinstance(value, bytes) or not 1 <= len(value) <= 64:
-                raise _bad("secret must be 1 to 64 bytes")
+                raise bad_input("secret must be 1 to 64 bytes")
             if not usage or usage & ~SECRET_USAGES:
-                raise _bad("secret usage must be HMAC and/or VERIFY")
+                raise bad_input("secret usage must be HMAC and/or VERIFY")
             if name in state.secrets and not replace:
                 raise SecureElementError("se_secret_exists", f"secret {name!r} exists")
             if name not in state.secrets and len(state.secrets) >= MAX_SECRETS:
@@ -719,7 +537,7 @@ class SoftwareSecureElement:
         counted durably — past the threshold the SE zeroizes itself."""
         with self._guard():
             self._ready()
-            self._failure(_check_name(kind, "kind").decode())
+            self._failure(check_name(kind, "kind").decode())
             self._check_alive()
 
     def clear_failures(self) -> None:

@@ -1,8 +1,10 @@
-"""The device CA: certifies devices and the gateway with the keyring's "device-ca" SM2 key.
+"""The device CA: certifies devices, the gateway and firmware signers with the keyring's
+"device-ca" SM2 key.
 
 The CA key never leaves the key provider (an HSM in production signs inside); device makers get
 only its public key (:func:`ca_public_key_pem`). Validity periods are constants here (see
-docs/devices.md): devices 10 years, the gateway 1 year, re-issued in its last 30 days.
+docs/devices.md): devices 10 years, the gateway 1 year, re-issued in its last 30 days, firmware
+signers 5 years (docs/firmware.md).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from anju.kit.clock import Clock
 from anju.kit.crypto import SM2PublicKey
 from anju.kit.keyring import KeyProvider
 from anju.protocol.certificates import Certificate, CertKind, issue_certificate
+from anju.protocol.firmware import ANY_PRODUCT
 
 CA_SIGNER = "device-ca"
 GATEWAY_SIGNER = "device-gateway"
+FIRMWARE_SIGNER = "firmware"
 DAY = 86_400
 DEVICE_CERT_DAYS = 3_653  # ten years: a lock's service life; revocation is by registry status
 GATEWAY_CERT_DAYS = 365
 GATEWAY_RENEW_DAYS = 30  # re-issue the gateway certificate when it has less left than this
+FIRMWARE_CERT_DAYS = 1_826  # five years: a package installs only while its signer's is valid
 BACKDATE_SECONDS = 300  # not_before slightly in the past: device clocks drift
 
 
@@ -33,10 +38,47 @@ def ca_public_key_pem(keys: KeyProvider) -> str:
     return ca_public_key(keys).to_pem()
 
 
+def _origin_host(origin: str) -> str:
+    return origin.split("/", 1)[0].strip().lower() or "anju.local"
+
+
 def gateway_name(origin: str) -> str:
     """The gateway certificate subject: ``gateway.<host of the platform origin>``."""
-    host = origin.split("/", 1)[0].strip().lower() or "anju.local"
-    return f"gateway.{host}"[:64]
+    return f"gateway.{_origin_host(origin)}"[:64]
+
+
+def firmware_signer_name(origin: str) -> str:
+    """The platform firmware signer's certificate subject: ``firmware.<host of the origin>``."""
+    return f"firmware.{_origin_host(origin)}"[:64]
+
+
+def certify_firmware_signer(
+    keys: KeyProvider,
+    public_key: SM2PublicKey,
+    *,
+    name: str,
+    now: int,
+    product: str = ANY_PRODUCT,
+) -> Certificate:
+    """A FIRMWARE certificate for a signing key: the platform's own, or an offline signer's
+    (``product`` limits it to one product; the default signs for every product)."""
+    return issue_certificate(
+        keys.signer(CA_SIGNER),
+        kind=CertKind.FIRMWARE,
+        subject=name,
+        se_id="",
+        product=product,
+        public_key=public_key,
+        not_before=now - BACKDATE_SECONDS,
+        not_after=now + FIRMWARE_CERT_DAYS * DAY,
+    )
+
+
+def platform_firmware_certificate(keys: KeyProvider, *, origin: str, now: int) -> Certificate:
+    """A fresh certificate for the keyring's "firmware" key (``anju firmware sign``)."""
+    return certify_firmware_signer(
+        keys, keys.signer(FIRMWARE_SIGNER).public_key, name=firmware_signer_name(origin), now=now
+    )
 
 
 def issue_device_certificate(

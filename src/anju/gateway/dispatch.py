@@ -1,40 +1,48 @@
 """Command delivery: sends each held device its deliverable commands, in sequence order.
 
 Runs in every gateway process for the devices whose session it holds (``device_sessions``).
-A device is served right after its session is confirmed (commands sent on an earlier session
-are due at once), whenever :func:`notify_commands` is called in this process after a command
-was committed, and at least every ``command_poll_seconds`` (commands queued by other
-processes). Per device: one transaction picks the commands and marks them sent, then they are
-sealed and published — at-least-once; the device executes each id once and acks again.
+A device is served
+
+* right after its session is confirmed (commands sent on an earlier session are due at once);
+* right after a transaction that queued a command for it commits — in this process through
+  :mod:`anju.devices.commands.wakeup`, from other processes through PostgreSQL
+  ``LISTEN anju_commands`` (:mod:`anju.gateway.command_notices`);
+* at the latest at the next full pass, every ``command_poll_seconds`` (retries that are due,
+  commands queued by another process on SQLite, notices missed while the database was away).
+
+Per device: one transaction picks the commands and marks them sent, then they are sealed and
+published — at-least-once; the device executes each id once and acks again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import weakref
+from collections.abc import Collection
 
 from sqlalchemy import select
 
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandService, command_message
 from anju.devices.commands.rules import PENDING
+from anju.devices.commands.wakeup import subscribe, wake_local
 from anju.gateway.ingest import Ingest
+from anju.kit.aio import wait_any
 from anju.protocol.errors import ProtocolError
 from anju.protocol.topics import down_topic
 
 logger = logging.getLogger("anju.gateway.dispatch")
 
 EXPIRE_EVERY_SECONDS = 10.0
-_dispatchers: weakref.WeakSet[CommandDispatcher] = weakref.WeakSet()
 
 
 def notify_commands() -> None:
-    """Wake every dispatcher of this process (call after committing new commands)."""
-    for dispatcher in list(_dispatchers):
-        dispatcher.wake()
+    """Wake every running dispatcher of this process for a full pass.
+
+    Not needed after :meth:`CommandService.enqueue`, which wakes delivery on commit itself.
+    """
+    wake_local(None)
 
 
 class CommandDispatcher:
@@ -44,35 +52,68 @@ class CommandDispatcher:
         self.ingest = ingest
         self.platform = ingest.platform
         self._wake = asyncio.Event()
-        self._fresh: set[str] = set()
+        self._fresh: set[str] = set()  # devices with a just-confirmed session
+        self._hinted: set[str] = set()  # devices with newly committed commands
+        self._full_due = True
+        self._last_full = float("-inf")
         self._last_expire = 0.0
-        _dispatchers.add(self)
+        self.full_passes = 0
+
+    @property
+    def full_pass_due(self) -> bool:
+        """A full pass was asked for and has not started yet."""
+        return self._full_due
 
     def wake(self, device_id: str | None = None) -> None:
         """Deliver soon; ``device_id``: that device has just confirmed a new session."""
         if device_id is not None:
             self._fresh.add(device_id)
+        else:
+            self._full_due = True
+        self._wake.set()
+
+    def commands_queued(self, device_ids: Collection[str] | None) -> None:
+        """New commands were committed for ``device_ids`` (None: for any device)."""
+        if device_ids is None:
+            self._full_due = True
+        else:
+            self._hinted.update(device_ids)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set (errors are logged; the loop goes on)."""
-        poll = self.ingest.options.command_poll_seconds
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self.deliver_once()
-            except Exception:
-                logger.exception("command delivery failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
+        unsubscribe = subscribe(self.commands_queued)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.deliver_once()
+                except Exception:
+                    logger.exception("command delivery failed; retrying")
+                poll = self.ingest.options.command_poll_seconds
+                # Until woken, stopped, or the next full pass is due.
+                await wait_any(self._wake, stop, within=self._last_full + poll - time.monotonic())
+        finally:
+            unsubscribe()
 
     async def deliver_once(self) -> int:
-        """One pass over the held devices with pending commands; how many were sent."""
-        fresh, self._fresh = self._fresh, set()
+        """One pass: fresh sessions, devices with new commands, and — every
+        ``command_poll_seconds`` or when asked — every held device with pending commands.
+        Returns how many commands were sent."""
         held = set(self.ingest.held_devices())
-        fresh &= held
+        fresh, self._fresh = self._fresh & held, set()
+        hinted, self._hinted = self._hinted & held, set()
+        poll = self.ingest.options.command_poll_seconds
+        now = time.monotonic()
         await self._expire_if_due()
-        candidates = fresh | await self._with_pending(held - fresh)
+        if self._full_due or now - self._last_full >= poll:
+            self._full_due = False
+            self._last_full = now
+            self.full_passes += 1
+            candidates = await self._with_pending(held)
+        else:
+            # One query for every fresh session: most devices connect with nothing waiting.
+            candidates = await self._with_pending(fresh) | hinted
         sent = 0
         for device_id in sorted(candidates):
             sent += await self._deliver(device_id, new_session=device_id in fresh)

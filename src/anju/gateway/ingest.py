@@ -25,9 +25,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -42,8 +41,12 @@ from anju.devices.models import Device
 from anju.devices.service import DeviceService
 from anju.errors import AnjuError
 from anju.gateway import sessions
-from anju.gateway.models import DeviceEvent, DeviceSecurityFlag
-from anju.gateway.sessions import dialect_insert
+from anju.gateway.biometrics import FaceRelay
+from anju.gateway.events import EventBatcher, EventRow
+from anju.gateway.failures import FailureTracker
+from anju.gateway.firmware import FirmwareServer
+from anju.gateway.models import DeviceSecurityFlag
+from anju.gateway.options import GatewayCounters, GatewayOptions
 from anju.kit.crypto import random_bytes
 from anju.platform import Platform
 from anju.protocol.certificates import Certificate
@@ -56,10 +59,10 @@ from anju.protocol.frames import (
     decode_data,
     frame_type,
 )
-from anju.protocol.handshake import ChannelOptions, GatewayHandshake, PendingSession
+from anju.protocol.handshake import GatewayHandshake, PendingSession
 from anju.protocol.messages import MAX_ACK_IDS
 from anju.protocol.reset import reset_frame
-from anju.protocol.topics import check_instance, down_topic, parse_up_topic
+from anju.protocol.topics import down_topic, parse_up_topic
 
 logger = logging.getLogger("anju.gateway")
 
@@ -67,7 +70,6 @@ logger = logging.getLogger("anju.gateway")
 #: no longer holds (normal after a restart or a move to another instance) and closed sessions.
 BENIGN_REASONS = frozenset({"wrong_session", "session_closed"})
 SECURITY_ACTION = "devices.security.repeated_failures"
-STOP_RETRIES = 5  # attempts to store the last events when stopping with the database down
 
 
 class Publisher(Protocol):
@@ -76,232 +78,12 @@ class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes) -> None: ...
 
 
-@dataclass(frozen=True)
-class GatewayOptions:
-    """Tunables of one gateway process (docs/gateway.md)."""
-
-    instance: int = 0
-    idle_timeout_seconds: float = 900.0
-    batch_max_events: int = 500
-    batch_max_delay_seconds: float = 0.1
-    max_pending_events: int = 100_000
-    failure_threshold: int = 10
-    failure_window_seconds: float = 60.0
-    command_poll_seconds: float = 1.0
-    sweep_seconds: float = 5.0
-    max_concurrent_handshakes: int = 32
-    #: RESET at most once per device per this many seconds, and at most this many per second.
-    reset_interval_seconds: float = 10.0
-    max_resets_per_second: int = 200
-    channel: ChannelOptions = field(default_factory=ChannelOptions)
-
-    def __post_init__(self) -> None:
-        check_instance(self.instance)
-
-
-@dataclass
-class GatewayCounters:
-    """What the gateway saw since it started (exported as metrics, docs/gateway.md)."""
-
-    messages: int = 0
-    hellos: int = 0
-    handshakes: int = 0
-    frames_accepted: int = 0
-    duplicates: int = 0
-    events_received: int = 0
-    events_stored: int = 0
-    events_duplicate: int = 0
-    events_dropped: int = 0
-    store_retries: int = 0
-    states: int = 0
-    acks: int = 0
-    commands_sent: int = 0
-    evt_acks_sent: int = 0
-    resets_sent: int = 0
-    sessions_ended: int = 0
-    security_events: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-
-    def snapshot(self) -> dict[str, int]:
-        """Flat name → value, rejections as ``rejected.<reason>``."""
-        flat = {k: v for k, v in vars(self).items() if isinstance(v, int)}
-        flat.update({f"rejected.{reason}": n for reason, n in sorted(self.rejected.items())})
-        return flat
-
-
 def _now_ms(platform: Platform) -> int:
     return int(platform.clock.now().timestamp() * 1000)
 
 
 def _ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-# --- repeated failures -------------------------------------------------------------------------
-class FailureTracker:
-    """Per-device refusals in a sliding window; says when a device crosses the threshold."""
-
-    def __init__(self, threshold: int, window_ms: int) -> None:
-        self.threshold = threshold
-        self.window_ms = window_ms
-        self.by_device: dict[str, Counter[str]] = {}
-        self._recent: dict[str, deque[tuple[int, str]]] = {}
-
-    def add(self, device_id: str, reason: str, now_ms: int) -> Counter[str] | None:
-        """Count one refusal; the reasons in the window when the threshold is reached."""
-        self.by_device.setdefault(device_id, Counter())[reason] += 1
-        recent = self._recent.setdefault(device_id, deque())
-        recent.append((now_ms, reason))
-        while recent and recent[0][0] <= now_ms - self.window_ms:
-            recent.popleft()
-        if len(recent) < self.threshold:
-            return None
-        reasons = Counter(r for _, r in recent)
-        recent.clear()  # the next alert needs a fresh series of failures
-        return reasons
-
-    def forget_idle(self, now_ms: int) -> None:
-        """Drop windows with nothing recent (bounded memory)."""
-        for device_id in [
-            d for d, q in self._recent.items() if not q or q[-1][0] <= now_ms - self.window_ms
-        ]:
-            del self._recent[device_id]
-
-
-# --- events ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EventRow:
-    device_id: str
-    event_id: str
-    org_id: str | None
-    kind: str
-    at_ms: int
-    received_ms: int
-    data: str
-    session_id: str
-    seq: int
-
-
-class EventBatcher:
-    """Collects events and stores them in batches; a failed batch is retried, not lost."""
-
-    def __init__(
-        self,
-        platform: Platform,
-        options: GatewayOptions,
-        counters: GatewayCounters,
-        on_stored: Callable[[list[EventRow]], None] | None = None,
-    ):
-        self._platform = platform
-        self._options = options
-        self._counters = counters
-        self._on_stored = on_stored
-        self._pending: dict[tuple[str, str], EventRow] = {}
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def add(self, row: EventRow) -> None:
-        """Queue one event (a repeat of a queued one is dropped here already)."""
-        key = (row.device_id, row.event_id)
-        if key in self._pending:
-            self._counters.events_duplicate += 1
-            return
-        if len(self._pending) >= self._options.max_pending_events:
-            self._counters.events_dropped += 1  # database far behind: shed load, counted
-            return
-        self._pending[key] = row
-        self._idle.clear()
-        # The first event starts the batch's delay (the task may be asleep, idle); a full
-        # batch is stored at once.
-        if len(self._pending) in (1, self._options.batch_max_events):
-            self._wake.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="anju-gateway-events")
-
-    async def _run(self) -> None:
-        delay = self._options.batch_max_delay_seconds
-        failures = 0
-        while True:
-            if not self._pending:
-                self._idle.set()
-                if self._stopping:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if len(self._pending) < self._options.batch_max_events and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            batch = list(self._pending.values())[: self._options.batch_max_events]
-            try:
-                await self._store(batch)
-            except Exception:
-                failures += 1
-                self._counters.store_retries += 1
-                logger.exception("storing %d device events failed; retrying", len(batch))
-                if self._stopping and failures >= STOP_RETRIES:
-                    # Shutting down with the database gone: give up rather than hang, loudly.
-                    logger.error("dropping %d device events at shutdown", len(self._pending))
-                    self._counters.events_dropped += len(self._pending)
-                    self._pending.clear()
-                    continue
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-                continue
-            failures = 0
-            for row in batch:
-                self._pending.pop((row.device_id, row.event_id), None)
-            if self._on_stored is not None:
-                try:
-                    self._on_stored(batch)
-                except Exception:  # the events are stored; unacknowledged ones are resent
-                    logger.exception("acknowledging %d stored events failed", len(batch))
-
-    async def _store(self, batch: list[EventRow]) -> None:
-        values = [
-            {
-                "device_id": r.device_id,
-                "event_id": r.event_id,
-                "org_id": r.org_id,
-                "kind": r.kind,
-                "at": _ms_to_datetime(r.at_ms),
-                "received_at": _ms_to_datetime(r.received_ms),
-                "data": r.data,
-                "session_id": r.session_id,
-                "seq": r.seq,
-            }
-            for r in batch
-        ]
-        async with self._platform.db.transaction() as session:
-            # One cached statement executed for many rows ("insertmanyvalues" batches them).
-            stmt = dialect_insert(session, DeviceEvent)
-            stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_id"])
-            result = await session.execute(stmt.returning(DeviceEvent.event_id), values)
-            stored = len(result.all())
-        self._counters.events_stored += stored
-        self._counters.events_duplicate += len(batch) - stored
-
-    async def drain(self) -> None:
-        """Wait until every queued event is stored (used on shutdown and by tests)."""
-        self._wake.set()
-        await self._idle.wait()
-
-    def abort(self) -> asyncio.Task[None] | None:
-        """Forget what is queued (unstored, unacknowledged); the task, for the caller to cancel."""
-        self._pending.clear()
-        task, self._task = self._task, None
-        return task
-
-    async def stop(self) -> None:
-        """Store what is queued, then end the background task."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
 
 
 # --- the ingest --------------------------------------------------------------------------------
@@ -333,6 +115,7 @@ class Ingest:
         self._last_seen: dict[str, int] = {}
         # Sessions whose device_sessions row is committed: only these get commands.
         self._claimed: dict[str, bytes] = {}
+        self._confirming: set[str] = set()  # devices whose session confirmation is queued
         self._org: dict[str, str | None] = {}
         self._certificates = GatewayCertificates(
             platform.keys, platform.clock, origin=platform.settings.audit_origin
@@ -350,6 +133,8 @@ class Ingest:
         self._handshake_cert = self._certificates.current()
         self._handshake = self._new_handshake()
         self._events = EventBatcher(platform, self.options, self.counters, self._ack_stored)
+        self.firmware = FirmwareServer(platform, self.options.firmware)
+        self.faces = FaceRelay(platform, self.options.biometrics)
         self._last_reset: dict[str, int] = {}
         self._closing = False
         self._reset_budget = (0, 0)  # (second, RESETs sent in it)
@@ -529,8 +314,78 @@ class Ingest:
         elif kind == "ack":
             self.counters.acks += 1
             self._enqueue(lambda: self._ack(device_id, message))
+        elif kind == "fw_get":
+            self._firmware_get(device_id, channel, message)
+        elif kind == "fw_state":
+            self.counters.fw_reports += 1
+            self._enqueue(lambda: self.firmware.report(device_id, message))
+        elif kind == "bio_get":
+            self._biometric_get(device_id, channel, message)
+        elif kind in ("bio_template", "bio_result"):
+            self.counters.bio_reports += 1
+            self._enqueue(lambda: self._biometric_report(device_id, message))
         else:  # a second CONFIRM
             raise ProtocolError("unknown_message_type", "CONFIRM only once per session")
+
+    def _firmware_get(
+        self, device_id: str, channel: SecureChannel, message: dict[str, Any]
+    ) -> None:
+        """Answer ``fw_get`` with a ``fw_chunk`` in the same session (rate-limited per device:
+        refused requests are dropped and counted, the device asks again)."""
+        if not self.firmware.admit(device_id):
+            self.reject(device_id, "fw_rate_limited")
+            return
+
+        async def answer() -> None:
+            reply = await self.firmware.chunk(device_id, message["pkg"], message["i"])
+            if channel.closed or self._closing:
+                return  # the session ended meanwhile: the device asks again in its next one
+            self.publish(down_topic(device_id), channel.seal(reply))
+            if reply["data"] is None:
+                self.counters.fw_not_offered += 1
+            else:
+                self.counters.fw_chunks_sent += 1
+
+        self._spawn(answer())
+
+    def _biometric_get(
+        self, device_id: str, channel: SecureChannel, message: dict[str, Any]
+    ) -> None:
+        """Answer ``bio_get`` with ``bio_data`` in the same session (rate-limited per device;
+        an answer without data counts towards the device's repeated failures)."""
+        if not self.faces.admit(device_id):
+            self.reject(device_id, "bio_rate_limited")
+            return
+
+        async def answer() -> None:
+            try:
+                reply = await self.faces.data(device_id, message)
+            except Exception:  # the device asks again after its timeout
+                logger.exception("answering bio_get of %s failed", device_id)
+                self.counters.rejected["internal_error"] += 1
+                return
+            if channel.closed or self._closing:
+                return  # the device asks again in its next session
+            self.publish(down_topic(device_id), channel.seal(reply))
+            if reply["code"] is None:
+                self.counters.bio_data_sent += 1
+            else:
+                self.counters.bio_not_offered += 1
+                self.reject(device_id, reply["code"])
+
+        self._spawn(answer())
+
+    async def _biometric_report(self, device_id: str, message: dict[str, Any]) -> None:
+        """Store a ``bio_template`` / log a ``bio_result``, then ``bio_ack`` it in the device's
+        current session (without one the device resends, and the resend is acknowledged)."""
+        ack = await self.faces.receive(device_id, message)
+        if ack["code"] is not None:
+            self.reject(device_id, ack["code"])
+        channel = self.sessions.get(device_id)
+        if channel is None or self._closing:
+            return
+        self.publish(down_topic(device_id), channel.seal(ack))
+        self.counters.bio_acks_sent += 1
 
     def _ack_stored(self, rows: list[EventRow]) -> None:
         """Tell each device which of its events are now stored (``evt_ack``), in the session
@@ -585,14 +440,23 @@ class Ingest:
         self.sessions.install(channel)  # a previous session of the device ends here
         self._last_seen[device_id] = _now_ms(self.platform)
         self.counters.handshakes += 1
-        self._enqueue(lambda: self._session_confirmed(device_id, channel.session_id))
+        self._confirm_later(device_id, channel.session_id)
+
+    def _confirm_later(self, device_id: str, session_id: bytes) -> None:
+        """Queue the database side of a confirmed session (claim the row, mark online)."""
+        self._confirming.add(device_id)
+        self._enqueue(lambda: self._session_confirmed(device_id, session_id))
 
     async def _session_confirmed(self, device_id: str, session_id: bytes) -> None:
-        async with self.platform.db.transaction() as session:
-            now = self.platform.clock.now()
-            await sessions.claim(session, device_id, self.instance, session_id, now)
-            device = await DeviceService(self.platform, session).mark_online(device_id)
-            self._org[device_id] = device.org_id
+        try:
+            async with self.platform.db.transaction() as session:
+                now = self.platform.clock.now()
+                await sessions.claim(session, device_id, self.instance, session_id, now)
+                device = await DeviceService(self.platform, session).mark_online(device_id)
+                self._org[device_id] = device.org_id
+        finally:
+            # On failure (database away) the sweep's reconcile queues it again.
+            self._confirming.discard(device_id)
         current = self.sessions.get(device_id)
         if current is None or current.session_id != session_id:
             return  # replaced or ended while the row was written
@@ -686,6 +550,8 @@ class Ingest:
         self._last_seen.pop(device_id, None)
         self._claimed.pop(device_id, None)
         self.sessions.remove(device_id)
+        self.firmware.forget(device_id)
+        self.faces.forget(device_id)
 
     async def sweep(self) -> None:
         """End idle sessions (release rows, mark offline) and drop sessions that are not ours."""
@@ -693,10 +559,15 @@ class Ingest:
             self.counters.sessions_ended += 1
             self._enqueue(partial(self._end_session, device_id, session_id))
         await self.reconcile()
+        await self.firmware.tick()
 
     async def reconcile(self) -> None:
-        """Forget sessions whose row names another instance or whose device may no longer
-        connect (suspended, revoked, decommissioned); release the row in the latter case."""
+        """Record sessions whose confirmation could not be stored (database away); forget
+        sessions whose row names another instance or whose device may no longer connect
+        (suspended, revoked, decommissioned), releasing the row in the latter case."""
+        for device_id, session_id in self.sessions.current().items():
+            if self._claimed.get(device_id) != session_id and device_id not in self._confirming:
+                self._confirm_later(device_id, session_id)
         claimed = dict(self._claimed)
         if not claimed:
             return

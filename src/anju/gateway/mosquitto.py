@@ -108,6 +108,8 @@ def render_config(
         "max_inflight_messages 0",
         "max_queued_messages 100000",
         "max_keepalive 300",
+        "# Small frames (commands, acks) must not wait for Nagle + delayed ACK (~40 ms a hop).",
+        "set_tcp_nodelay true",
         "log_dest stderr",
         "log_type error",
         "log_type warning",

@@ -1,4 +1,5 @@
-"""A running gateway: the MQTT client, the ingest, command delivery and the idle sweep."""
+"""A running gateway: the MQTT client, the ingest, command delivery (woken by PostgreSQL
+notices from other processes) and the idle sweep."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from collections.abc import AsyncIterator
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.broker import EmbeddedBroker
 from anju.gateway.client import BrokerAddress, GatewayClient, parse_mqtt_url
+from anju.gateway.command_notices import CommandNotices
 from anju.gateway.credentials import GATEWAY_USERNAME, gateway_client_id, gateway_password
 from anju.gateway.dispatch import CommandDispatcher
-from anju.gateway.ingest import GatewayOptions, Ingest
+from anju.gateway.ingest import Ingest
+from anju.gateway.options import GatewayOptions
 from anju.platform import Platform
 
 logger = logging.getLogger("anju.gateway")
@@ -28,11 +31,14 @@ class Gateway:
         options: GatewayOptions | None = None,
         *,
         share_group: str = "anju",
+        embedded_broker: EmbeddedBroker | None = None,
     ) -> None:
         self.platform = platform
+        self.embedded_broker = embedded_broker  # the in-process broker it uses, if any
         self.options = options or GatewayOptions()
         self.ingest = Ingest(platform, self, self.options, on_session=self._on_session)
         self.dispatcher = CommandDispatcher(self.ingest)
+        self.notices = CommandNotices(platform.db, self.dispatcher.commands_queued)
         self.client = GatewayClient(
             address,
             client_id=gateway_client_id(self.options.instance),
@@ -71,6 +77,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self._stop), name="anju-gateway-commands"),
             asyncio.create_task(self._sweep(), name="anju-gateway-sweep"),
+            asyncio.create_task(self.notices.run(self._stop), name="anju-gateway-notices"),
         ]
         logger.info(
             "gateway instance %04x serving (%s:%d, MQTT %d)",
@@ -136,7 +143,12 @@ async def serve_gateway(platform: Platform) -> AsyncIterator[Gateway | None]:
                 "port (0 disables it) or ANJU_MQTT_URL to use an existing broker"
             ) from exc
         address = broker.address
-    gateway = Gateway(platform, address, GatewayOptions(instance=settings.gateway_instance))
+    gateway = Gateway(
+        platform,
+        address,
+        GatewayOptions(instance=settings.gateway_instance),
+        embedded_broker=broker,
+    )
     try:
         try:
             await gateway.start()

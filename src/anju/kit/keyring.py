@@ -38,14 +38,16 @@ from anju.kit.crypto import (
 WRAP_PREFIX = b"AMK"
 _HEADER = struct.Struct(">3sI")
 KEYRING_FORMAT = "anju-keyring/1"
-#: Named symmetric secrets: the blind-index key, and the MQTT password of the platform's gateway
-#: client ("mqtt-gateway"). ``anju db upgrade`` adds names a keyring predates.
-NAMED_SECRETS = ("blind-index", "mqtt-gateway")
+#: Named symmetric secrets: the blind-index key, the MQTT password of the platform's gateway
+#: client ("mqtt-gateway") and the root of the face-template projection keys
+#: ("biometric-template", anju.face.template). ``anju db upgrade`` adds names a keyring predates.
+NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template")
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
-#: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), and
-#: the gateway's own handshake key. ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway")
+#: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
+#: gateway's own handshake key, and the firmware signing key (certified by the device CA).
+#: ``anju db upgrade`` adds names a keyring predates.
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware")
 
 
 class Signer(Protocol):

@@ -28,6 +28,8 @@ MODEL_MODULES = (
     "anju.devices.models",
     "anju.devices.command_models",
     "anju.gateway.models",
+    "anju.biometrics.models",
+    "anju.firmware.models",
 )
 
 

@@ -36,6 +36,7 @@ _GATEWAY_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 class CertKind(IntEnum):
     DEVICE = 1
     GATEWAY = 2
+    FIRMWARE = 3  # a firmware signing key (docs/protocol.md, "Firmware packages")
 
 
 def issuer_key_id(issuer: SM2PublicKey) -> bytes:
@@ -56,11 +57,11 @@ def _check_fields(
             raise _malformed("device subject must be 32 lowercase hex characters")
         if not _HEX_ID.fullmatch(se_id):
             raise _malformed("device se_id must be 32 lowercase hex characters")
-    elif kind == CertKind.GATEWAY:
+    elif kind in (CertKind.GATEWAY, CertKind.FIRMWARE):
         if not _GATEWAY_NAME.fullmatch(subject):
-            raise _malformed("gateway subject must be 1..64 characters [a-z0-9.-]")
+            raise _malformed("gateway or signer subject must be 1..64 characters [a-z0-9.-]")
         if se_id:
-            raise _malformed("gateway se_id must be empty")
+            raise _malformed("gateway or signer se_id must be empty")
     else:
         raise _malformed("unknown kind")
     if not _PRODUCT.fullmatch(product):

@@ -222,3 +222,7 @@ class SessionTable:
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def current(self) -> dict[str, bytes]:
+        """Device id → id of its current session (a snapshot)."""
+        return {device_id: c.session_id for device_id, c in self._sessions.items()}

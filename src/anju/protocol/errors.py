@@ -15,7 +15,7 @@ CODES: dict[str, str] = {
     "cert_wrong_issuer": "certificate names another issuer key",
     "cert_expired": "now is after not_after",
     "cert_not_yet_valid": "now is before not_before",
-    "cert_wrong_kind": "a device certificate where a gateway one is required, or the reverse",
+    "cert_wrong_kind": "a certificate of another kind (device, gateway, firmware) than required",
     # topics
     "topic_invalid": "MQTT topic is not an anju device topic",
     # frames
@@ -40,6 +40,17 @@ CODES: dict[str, str] = {
     "message_malformed": "plaintext is not a canonical JSON object of the right shape",
     "message_too_large": "plaintext longer than 16384 bytes",
     "unknown_message_type": "message type 't' is not one this direction accepts",
+    # firmware packages
+    "fw_malformed": "firmware package or manifest bytes do not follow the format",
+    "fw_too_large": "firmware image longer than the limit (4 MiB)",
+    "fw_bad_signer": "signer certificate is not a firmware certificate of the trusted CA for "
+    "this product (wrong issuer, kind or product, bad signature, not yet valid)",
+    "fw_signer_expired": "signer certificate has expired",
+    "fw_bad_signature": "manifest signature does not verify under the signer key",
+    "fw_digest_mismatch": "image size or SM3 digest differs from the manifest",
+    "fw_wrong_product": "package is for another product",
+    "fw_downgrade": "package version is older than the installed one",
+    "fw_incompatible": "installed version is below the package's min_from",
 }
 
 

@@ -8,6 +8,8 @@ one byte representation.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable
@@ -136,8 +138,70 @@ def _id_list(v: Any) -> bool:
     )
 
 
+# --- firmware transfer (anju.protocol.firmware builds on these) ---
+#: ``fw_state`` states in the order a device goes through them; ``failed`` may end any step.
+FW_STATES = ("downloading", "verified", "updating", "updated", "failed")
+#: Image bytes per ``fw_chunk`` (the last chunk may be shorter) and chunks per image at most.
+FW_CHUNK_BYTES = 8192
+FW_MAX_CHUNKS = 512
+_FW_CHUNK_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_FW_CHUNK_B64_MAX = 4 * -(-FW_CHUNK_BYTES // 3)
+
+
+def _is_chunk_data(v: Any) -> bool:
+    """Base64 (with padding) of 1 to FW_CHUNK_BYTES bytes."""
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= _FW_CHUNK_B64_MAX
+        and _FW_CHUNK_B64.fullmatch(v) is not None
+    )
+
+
+def _one_of(values: tuple[str, ...]) -> Check:
+    return lambda v: isinstance(v, str) and v in values
+
+
+# --- face biometrics (anju.protocol.biometrics builds on these) ---
+#: A person as devices know them: the platform's pseudonymous subject id, never a name.
+BIO_SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BIO_MAX_VERSION = (1 << 32) - 1
+#: A protected face template (format byte + 1024 bits) and its projection key, in bytes.
+BIO_TEMPLATE_BYTES = 129
+BIO_KEY_BYTES = 32
+BIO_MAX_REASONS = 8
+BIO_KINDS = ("verify", "enrol")
+BIO_RESULTS = ("match", "no_match", "refused")
+BIO_LIVENESS = ("passed", "failed", "not_checked")
+
+
+def _b64_of(size: int) -> Check:
+    """Standard base64 (with padding) of exactly ``size`` bytes."""
+
+    def check(v: Any) -> bool:
+        if not isinstance(v, str) or len(v) != 4 * -(-size // 3):
+            return False
+        try:
+            return len(base64.b64decode(v, validate=True)) == size
+        except (binascii.Error, ValueError):
+            return False
+
+    return check
+
+
+def _code_list(v: Any) -> bool:
+    """0 to BIO_MAX_REASONS reason codes."""
+    return (
+        isinstance(v, list)
+        and len(v) <= BIO_MAX_REASONS
+        and all(isinstance(x, str) and _CODE.fullmatch(x) for x in v)
+    )
+
+
 _TIME_MS = _int(0, MAX_INT)
 _TEXT64 = _str(re.compile(r"[\x20-\x7e]{1,64}"))
+_CHUNK_INDEX = _int(0, FW_MAX_CHUNKS - 1)
+_SUBJECT = _str(BIO_SUBJECT)
+_BIO_VERSION = _int(1, BIO_MAX_VERSION)
 
 #: type -> (required fields, optional fields), each field -> check.
 SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
@@ -157,6 +221,35 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
             {"extra": _is_flat_report},
         ),
         "ack": ({"id": _str(_ID), "ok": _is_bool, "code": _opt(_str(_CODE))}, {}),
+        "fw_get": ({"pkg": _str(_ID), "i": _CHUNK_INDEX}, {}),
+        "fw_state": (
+            {"pkg": _str(_ID), "state": _one_of(FW_STATES), "code": _opt(_str(_CODE))},
+            {},
+        ),
+        "bio_get": ({"subject": _SUBJECT, "version": _BIO_VERSION}, {}),
+        "bio_result": (
+            {
+                "id": _str(_ID),
+                "at": _TIME_MS,
+                "kind": _one_of(BIO_KINDS),
+                "subject": _opt(_SUBJECT),
+                "version": _opt(_BIO_VERSION),
+                "result": _one_of(BIO_RESULTS),
+                "liveness": _one_of(BIO_LIVENESS),
+                "reasons": _code_list,
+            },
+            {},
+        ),
+        "bio_template": (
+            {
+                "id": _str(_ID),
+                "at": _TIME_MS,
+                "subject": _SUBJECT,
+                "version": _BIO_VERSION,
+                "tpl": _b64_of(BIO_TEMPLATE_BYTES),
+            },
+            {},
+        ),
     },
     "platform": {
         "cmd": (
@@ -165,8 +258,40 @@ SCHEMAS: dict[Sender, dict[str, tuple[dict[str, Check], dict[str, Check]]]] = {
         ),
         "rekey": ({}, {}),
         "evt_ack": ({"ids": _id_list}, {}),
+        "fw_chunk": (
+            {
+                "pkg": _str(_ID),
+                "i": _CHUNK_INDEX,
+                "data": _opt(_is_chunk_data),
+                "code": _opt(_str(_CODE)),
+            },
+            {},
+        ),
+        "bio_data": (
+            {
+                "subject": _SUBJECT,
+                "version": _BIO_VERSION,
+                "key": _opt(_b64_of(BIO_KEY_BYTES)),
+                "tpl": _opt(_b64_of(BIO_TEMPLATE_BYTES)),
+                "code": _opt(_str(_CODE)),
+            },
+            {},
+        ),
+        "bio_ack": ({"id": _str(_ID), "ok": _is_bool, "code": _opt(_str(_CODE))}, {}),
     },
 }
+
+
+def _check_bio_result(message: dict[str, Any]) -> None:
+    """A verification names the person exactly when it matched; an enrolment result is a
+    refusal of that person's enrolment (a success is the ``bio_template`` itself)."""
+    subject, result = message["subject"], message["result"]
+    if (subject is None) != (message["version"] is None):
+        raise _bad("bio_result: subject and version together")
+    if message["kind"] == "verify" and (result == "match") != (subject is not None):
+        raise _bad("bio_result: a verification names the subject exactly when it matched")
+    if message["kind"] == "enrol" and (result != "refused" or subject is None):
+        raise _bad("bio_result: an enrolment result is a refusal naming the subject")
 
 
 def validate_message(message: Any, sender: Sender) -> dict[str, Any]:
@@ -189,8 +314,18 @@ def validate_message(message: Any, sender: Sender) -> dict[str, Any]:
             raise _bad(f"{kind}: unknown field {name!r}")
         if not optional_check(message[name]):
             raise _bad(f"{kind}: field {name!r} has the wrong type or value")
-    if kind == "ack" and message["ok"] == (message["code"] is not None):
-        raise _bad("ack: code must be null when ok and set when not ok")
+    if kind in ("ack", "bio_ack") and message["ok"] == (message["code"] is not None):
+        raise _bad(f"{kind}: code must be null when ok and set when not ok")
+    if kind == "fw_state" and (message["state"] == "failed") == (message["code"] is None):
+        raise _bad("fw_state: code must be set when failed and null otherwise")
+    if kind == "fw_chunk" and (message["data"] is None) == (message["code"] is None):
+        raise _bad("fw_chunk: exactly one of data and code")
+    if kind == "bio_data" and (message["key"] is None) == (message["code"] is None):
+        raise _bad("bio_data: exactly one of key and code")
+    if kind == "bio_data" and message["key"] is None and message["tpl"] is not None:
+        raise _bad("bio_data: no template without its key")
+    if kind == "bio_result":
+        _check_bio_result(message)
     _check_value(message, 0)
     return message
 

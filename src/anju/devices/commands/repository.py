@@ -36,6 +36,30 @@ class CommandsRepository:
         query = select(func.max(DeviceCommand.seq)).where(DeviceCommand.device_id == device_id)
         return int((await self.session.execute(query)).scalar_one() or 0)
 
+    async def in_force(
+        self,
+        device_id: str,
+        names: Sequence[str],
+        args: str,
+        statuses: Sequence[str],
+        now: datetime,
+    ) -> DeviceCommand | None:
+        """The newest command to the device named one of ``names`` with exactly these
+        (canonical) ``args``, in one of ``statuses`` and not expired."""
+        query = (
+            select(DeviceCommand)
+            .where(
+                DeviceCommand.device_id == device_id,
+                DeviceCommand.name.in_(names),
+                DeviceCommand.args == args,
+                DeviceCommand.status.in_(statuses),
+                DeviceCommand.expires_at > now,
+            )
+            .order_by(DeviceCommand.seq.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def command(self, command_id: str, *, for_update: bool = False) -> DeviceCommand | None:
         query = select(DeviceCommand).where(DeviceCommand.id == command_id)
         if for_update:

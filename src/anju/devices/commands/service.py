@@ -15,7 +15,7 @@ The device executes each command id at most once and acks again on a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,8 +23,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
-from anju.accounts.roles import Cap
-from anju.accounts.service import AccountService
 from anju.audit import AuditLog, NewEntry
 from anju.db import new_id
 from anju.devices.command_models import DeviceCommand
@@ -37,6 +35,7 @@ from anju.devices.commands.rules import (
     EXPIRED,
     MAX_DELIVERABLE,
     NO_ACK,
+    PENDING,
     RETRY_INTERVAL_SECONDS,
     CommandNotCancellable,
     CommandStatus,
@@ -47,7 +46,9 @@ from anju.devices.commands.rules import (
     check_result_code,
     check_ttl,
 )
+from anju.devices.commands.wakeup import announce_after_commit
 from anju.devices.lifecycle import HANDSHAKE_STATUSES, HEX_ID
+from anju.devices.permissions import require_device_manager, require_device_reader
 from anju.devices.service import DeviceService, check_device_id, not_found
 from anju.errors import InvalidInput, NotFound
 from anju.platform import Platform
@@ -106,7 +107,8 @@ class CommandService:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> DeviceCommand:
-        """Queue a command in the caller's transaction (rolled back → never sent).
+        """Queue a command in the caller's transaction (rolled back → never sent; committed →
+        command delivery is woken at once, :mod:`anju.devices.commands.wakeup`).
 
         ``org_id`` scopes the call: a device of another organisation is "not found"; None is
         the platform operator (any device).
@@ -154,8 +156,20 @@ class CommandService:
             device, actor=actor, operation="command.queued", details=details
         )
         await self._audit(command, "devices.command.queued", actor=actor, details=details)
+        # The gateway holding the device sends it as soon as this transaction commits.
+        await announce_after_commit(self.session, device.id)
         self.counters.queued += 1
         return command
+
+    async def in_force(
+        self, device_id: str, names: Sequence[str], args: Mapping[str, Any]
+    ) -> DeviceCommand | None:
+        """A command of one of ``names`` with exactly ``args`` that still stands: queued, sent or
+        acknowledged as done (not failed, cancelled or expired), within its time to live. What a
+        device may fetch on the strength of an offer (e.g. ``bio.load``) is checked with this."""
+        text = check_args(names[0], args)
+        statuses = [*PENDING, CommandStatus.ACKED]
+        return await self.repo.in_force(device_id, names, text, statuses, self.clock.now())
 
     # --- delivery (the gateway) ------------------------------------------------------------
     async def deliverable(
@@ -304,7 +318,7 @@ class CommandService:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> DeviceCommand:
         """Queue a command to a device of the caller's organisation (second factor required)."""
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         if principal.org_id is None or not HEX_ID.match(device_id):
             raise not_found()  # platform-level accounts command devices at the CLI
         return await self.enqueue(
@@ -319,33 +333,46 @@ class CommandService:
 
     async def cancel(self, principal: Principal, command_id: str) -> DeviceCommand:
         """Cancel a command that has not been sent yet (a sent one may already have run)."""
-        self._require_manage(principal)
+        require_device_manager(self.platform, self.session, principal)
         command = await self._visible(principal, command_id, for_update=True)
         if command.status != CommandStatus.QUEUED:
             raise CommandNotCancellable(
                 f"{command.status} 命令不能取消 / a {command.status} command cannot be cancelled",
                 details={"status": command.status},
             )
-        now = self.clock.now()
-        command.status = CommandStatus.CANCELLED
-        command.result_code = CANCELLED
-        command.finished_at = now
-        await self.session.flush()
-        details = self._details(command)
+        details = await self._cancel(command, actor=principal.actor)
         device = await self.repo.device(command.device_id)
         if device is not None:
             await DeviceService(self.platform, self.session).record_operation(
                 device, actor=principal.actor, operation="command.cancelled", details=details
             )
-        await self._audit(
-            command, "devices.command.cancelled", actor=principal.actor, details=details
-        )
-        self.counters.cancelled += 1
         return command
+
+    async def _cancel(self, command: DeviceCommand, *, actor: str) -> Details:
+        """Close a queued command as cancelled (audited); its audit details."""
+        command.status = CommandStatus.CANCELLED
+        command.result_code = CANCELLED
+        command.finished_at = self.clock.now()
+        await self.session.flush()
+        details = self._details(command)
+        await self._audit(command, "devices.command.cancelled", actor=actor, details=details)
+        self.counters.cancelled += 1
+        return details
+
+    async def withdraw(self, command_ids: list[str], *, actor: str) -> set[str]:
+        """Cancel those of ``command_ids`` that are still queued, for the platform code that
+        queued them (a firmware rollout pausing); sent ones are left alone. The ids cancelled."""
+        cancelled: set[str] = set()
+        for command_id in command_ids:
+            command = await self.repo.command(command_id, for_update=True)
+            if command is not None and command.status == CommandStatus.QUEUED:
+                await self._cancel(command, actor=actor)
+                cancelled.add(command.id)
+        return cancelled
 
     async def get(self, principal: Principal, command_id: str) -> DeviceCommand:
         """One command of the caller's organisation (404 for any other)."""
-        self._require_read(principal)
+        require_device_reader(principal)
         return await self._visible(principal, command_id)
 
     async def list_for_device(
@@ -358,7 +385,7 @@ class CommandService:
         offset: int = 0,
     ) -> list[DeviceCommand]:
         """Commands of a device of the caller's organisation, newest first."""
-        self._require_read(principal)
+        require_device_reader(principal)
         device = await self.repo.device(device_id) if HEX_ID.match(device_id) else None
         if device is None or principal.org_id is None or device.org_id != principal.org_id:
             raise not_found()
@@ -368,15 +395,6 @@ class CommandService:
         return list(rows)
 
     # --- helpers ---------------------------------------------------------------------------
-    def _require_manage(self, principal: Principal) -> None:
-        AccountService.require(principal, Cap.DEVICES_MANAGE)
-        AccountService(self.platform, self.session).require_second_factor(principal)
-
-    @staticmethod
-    def _require_read(principal: Principal) -> None:
-        if not principal.has(Cap.DEVICES_MANAGE):
-            AccountService.require(principal, Cap.DEVICES_READ)
-
     async def _visible(
         self, principal: Principal, command_id: str, *, for_update: bool = False
     ) -> DeviceCommand:
