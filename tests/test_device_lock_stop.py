@@ -18,11 +18,6 @@ from tests.support.fake_gateway import Pki, make_device
 
 
 @pytest.mark.req("R2", "L13")
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (report of branch faults): LockFirmware's state reporter misses its "
-    "cancellation on Python 3.11 when a report falls due at the same instant",
-)
 async def test_the_state_reporter_ends_when_cancelled_as_a_report_falls_due(
     tmp_path: Path,
 ) -> None:

@@ -420,8 +420,11 @@ class LockFirmware:
     async def _report_state(self) -> None:
         """Send ``state`` on change, on request, on each new session and periodically."""
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the event is set, and the lock would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_due.wait(), self.config.state_interval_s)
+                async with asyncio.timeout(self.config.state_interval_s):
+                    await self._state_due.wait()
             self._state_due.clear()
             with contextlib.suppress(NotConnected):
                 self.client.send(self.state_message())
