@@ -1,5 +1,5 @@
-"""The device CA: certifies devices, the gateway and firmware signers with the keyring's
-"device-ca" SM2 key.
+"""The device CA: certifies devices, the gateway, firmware signers and the access key with the
+keyring's "device-ca" SM2 key.
 
 The CA key never leaves the key provider (an HSM in production signs inside); device makers get
 only its public key (:func:`ca_public_key_pem`). Validity periods are constants here (see
@@ -20,11 +20,13 @@ from anju.protocol.firmware import ANY_PRODUCT
 CA_SIGNER = "device-ca"
 GATEWAY_SIGNER = "device-gateway"
 FIRMWARE_SIGNER = "firmware"
+ACCESS_SIGNER = "access"
 DAY = 86_400
 DEVICE_CERT_DAYS = 3_653  # ten years: a lock's service life; revocation is by registry status
 GATEWAY_CERT_DAYS = 365
 GATEWAY_RENEW_DAYS = 30  # re-issue the gateway certificate when it has less left than this
 FIRMWARE_CERT_DAYS = 1_826  # five years: a package installs only while its signer's is valid
+ACCESS_CERT_DAYS = 1_826  # five years: credentials and eKeys verify only while it is valid
 BACKDATE_SECONDS = 300  # not_before slightly in the past: device clocks drift
 
 
@@ -78,6 +80,21 @@ def platform_firmware_certificate(keys: KeyProvider, *, origin: str, now: int) -
     """A fresh certificate for the keyring's "firmware" key (``anju firmware sign``)."""
     return certify_firmware_signer(
         keys, keys.signer(FIRMWARE_SIGNER).public_key, name=firmware_signer_name(origin), now=now
+    )
+
+
+def platform_access_certificate(keys: KeyProvider, *, origin: str, now: int) -> Certificate:
+    """An ACCESS certificate for the keyring's "access" key, which signs credentials and eKeys
+    (locks check it against the CA they trust; docs/protocol.md, "Access control")."""
+    return issue_certificate(
+        keys.signer(CA_SIGNER),
+        kind=CertKind.ACCESS,
+        subject=f"access.{_origin_host(origin)}"[:64],
+        se_id="",
+        product=ANY_PRODUCT,
+        public_key=keys.signer(ACCESS_SIGNER).public_key,
+        not_before=now - BACKDATE_SECONDS,
+        not_after=now + ACCESS_CERT_DAYS * DAY,
     )
 
 

@@ -47,7 +47,7 @@ _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
 #: gateway's own handshake key, and the firmware signing key (certified by the device CA).
 #: ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware")
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access")
 
 
 class Signer(Protocol):

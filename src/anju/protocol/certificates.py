@@ -37,6 +37,7 @@ class CertKind(IntEnum):
     DEVICE = 1
     GATEWAY = 2
     FIRMWARE = 3  # a firmware signing key (docs/protocol.md, "Firmware packages")
+    ACCESS = 4  # the platform's access key: credentials and eKeys (docs/protocol.md)
 
 
 def issuer_key_id(issuer: SM2PublicKey) -> bytes:
@@ -57,7 +58,7 @@ def _check_fields(
             raise _malformed("device subject must be 32 lowercase hex characters")
         if not _HEX_ID.fullmatch(se_id):
             raise _malformed("device se_id must be 32 lowercase hex characters")
-    elif kind in (CertKind.GATEWAY, CertKind.FIRMWARE):
+    elif kind in (CertKind.GATEWAY, CertKind.FIRMWARE, CertKind.ACCESS):
         if not _GATEWAY_NAME.fullmatch(subject):
             raise _malformed("gateway or signer subject must be 1..64 characters [a-z0-9.-]")
         if se_id:

@@ -51,6 +51,15 @@ CODES: dict[str, str] = {
     "fw_wrong_product": "package is for another product",
     "fw_downgrade": "package version is older than the installed one",
     "fw_incompatible": "installed version is below the package's min_from",
+    # access control
+    "access_malformed": "credential box, eKey token or signed record does not follow the format",
+    "access_bad_signer": "signer certificate is not an ACCESS certificate of the trusted CA",
+    "access_bad_signature": "credential, eKey token or record signature does not verify",
+    "access_wrong_device": "issued for (or naming) another lock or credential id",
+    "access_bad_proof": "the eKey holder's signature does not answer the lock's challenge",
+    "access_not_yet_valid": "before the eKey's validity window",
+    "access_expired": "after the eKey's validity window",
+    "access_outside_schedule": "outside the eKey's recurring schedule",
 }
 
 
