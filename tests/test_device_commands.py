@@ -24,6 +24,7 @@ from anju.devices.commands import (
     CommandStatus,
     command_message,
 )
+from anju.devices.commands.service import DeviceAck
 from anju.devices.lifecycle import Status
 from anju.devices.models import DeviceOperation
 from anju.devices.service import DeviceService
@@ -190,6 +191,48 @@ async def test_negative_ack_fails_the_command_with_the_device_code(
     (entry,) = await audit_entries(platform, "devices.command.failed")
     assert entry.outcome == "failure"
     assert json.loads(entry.details)["code"] == "jammed"
+
+
+@pytest.mark.req("R11", "L17")
+async def test_acks_that_arrive_together_are_recorded_and_audited_one_by_one(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    w = await world(platform, clock, tmp_path)
+    first, second = w.devices[0].device_id, w.devices[1].device_id
+    ok = await enqueue(platform, w, 0)
+    refused = await enqueue(platform, w, 1)
+    await deliver(platform, first)
+    await deliver(platform, second)
+    counters = CommandCounters()
+    done = await in_tx(
+        platform,
+        lambda s: s.record_acks(
+            [
+                DeviceAck(first, ok.id, True, None),
+                DeviceAck(second, refused.id, False, "jammed"),
+                DeviceAck(first, refused.id, True, None),  # another device's command
+                DeviceAck(first, ok.id, True, None),  # a repeat in the same batch
+            ]
+        ),
+        counters,
+    )
+    assert [c.id if c else None for c in done] == [ok.id, refused.id, None, ok.id]
+    assert (await row(platform, ok.id)).status == CommandStatus.ACKED
+    failed = await row(platform, refused.id)
+    assert (failed.status, failed.result_code) == (CommandStatus.FAILED, "jammed")
+    assert (counters.acked, counters.failed, counters.ignored_acks, counters.duplicate_acks) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    (acked,) = await audit_entries(platform, "devices.command.acked")
+    (failed_entry,) = await audit_entries(platform, "devices.command.failed")
+    assert acked.actor == f"device:{first}"
+    assert failed_entry.actor == f"device:{second}"
+    # An invalid code refuses the whole batch before anything is recorded.
+    with pytest.raises(AnjuError):
+        await in_tx(platform, lambda s: s.record_acks([DeviceAck(first, ok.id, False, "BAD CODE")]))
 
 
 @pytest.mark.req("R11", "R2")

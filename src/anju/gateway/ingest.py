@@ -36,6 +36,8 @@ from sqlalchemy import select
 from anju.audit import AuditLog
 from anju.devices.ca import GATEWAY_SIGNER, GatewayCertificates, ca_public_key
 from anju.devices.commands import CommandService
+from anju.devices.commands.rules import check_result_code
+from anju.devices.commands.service import DeviceAck
 from anju.devices.lifecycle import HANDSHAKE_STATUSES
 from anju.devices.models import Device
 from anju.devices.service import DeviceService
@@ -76,6 +78,9 @@ class Publisher(Protocol):
     """Where the gateway sends downlink frames (the MQTT client; QoS 1)."""
 
     def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+ACK_BATCH = 200  # acks recorded per transaction at most
 
 
 def _now_ms(platform: Platform) -> int:
@@ -139,6 +144,7 @@ class Ingest:
         self._closing = False
         self._reset_budget = (0, 0)  # (second, RESETs sent in it)
         self._work: asyncio.Queue[Work] = asyncio.Queue()
+        self._acks: list[DeviceAck] = []  # acks waiting for the next _record_acks
         self._worker: asyncio.Task[None] | None = None
         self._hello_slots = asyncio.Semaphore(self.options.max_concurrent_handshakes)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -313,7 +319,9 @@ class Ingest:
             self._enqueue(lambda: self._state(device_id, message))
         elif kind == "ack":
             self.counters.acks += 1
-            self._enqueue(lambda: self._ack(device_id, message))
+            self._acks.append(DeviceAck(device_id, message["id"], message["ok"], message["code"]))
+            if len(self._acks) == 1:  # the first since the last batch was taken
+                self._enqueue(self._record_acks)
         elif kind == "fw_get":
             self._firmware_get(device_id, channel, message)
         elif kind == "fw_state":
@@ -475,11 +483,23 @@ class Ingest:
                 reported=extra if isinstance(extra, dict) else None,
             )
 
-    async def _ack(self, device_id: str, message: dict[str, Any]) -> None:
-        async with self.platform.db.transaction() as session:
-            await CommandService(self.platform, session).record_ack(
-                device_id, message["id"], message["ok"], message["code"]
-            )
+    async def _record_acks(self) -> None:
+        """Record every ack that arrived since the last batch in one transaction (one audit
+        append for all): one transaction per ack capped the gateway at a few hundred per second."""
+        batch, self._acks = self._acks[:ACK_BATCH], self._acks[ACK_BATCH:]
+        if self._acks:
+            self._enqueue(self._record_acks)
+        acks = []
+        for ack in batch:
+            try:
+                check_result_code(ack.code)
+            except AnjuError as exc:
+                self.counters.rejected[f"refused.{exc.code}"] += 1
+                continue
+            acks.append(ack)
+        if acks:
+            async with self.platform.db.transaction() as session:
+                await CommandService(self.platform, session).record_acks(acks)
 
     # --- security ------------------------------------------------------------------------
     async def _flag_device(self, device_id: str, reasons: Counter[str]) -> None:

@@ -72,6 +72,16 @@ class CommandCounters:
     ignored_acks: int = 0  # unknown command, another device's, or never sent
 
 
+@dataclass(frozen=True)
+class DeviceAck:
+    """One ``ack`` message of a device: the command it answers and the outcome."""
+
+    device_id: str
+    command_id: str
+    ok: bool
+    code: str | None
+
+
 def command_not_found() -> NotFound:
     return NotFound("命令不存在 / no such command")
 
@@ -219,7 +229,22 @@ class CommandService:
         Returns the command, or None when the ack was ignored (unknown id, another device's
         command, or one never sent) — ignored acks are counted, not stored.
         """
-        check_result_code(code)
+        return (await self.record_acks([DeviceAck(device_id, command_id, ok, code)]))[0]
+
+    async def record_acks(self, acks: Sequence[DeviceAck]) -> list[DeviceCommand | None]:
+        """:meth:`record_ack` for many acks in the caller's transaction, with one audit append
+        for all of them (the gateway batches the acks that arrive together). An ack with an
+        invalid code raises before anything is recorded."""
+        for ack in acks:
+            check_result_code(ack.code)
+        entries: list[NewEntry] = []
+        results = [await self._apply_ack(ack, entries) for ack in acks]
+        if entries:
+            await self.audit.record_many(self.session, entries)
+        return results
+
+    async def _apply_ack(self, ack: DeviceAck, entries: list[NewEntry]) -> DeviceCommand | None:
+        device_id, command_id = ack.device_id, ack.command_id
         command = (
             await self.repo.command(command_id, for_update=True)
             if HEX_ID.match(device_id) and len(command_id) <= 64
@@ -238,21 +263,26 @@ class CommandService:
         now = self.clock.now()
         command.acked_at = now
         command.finished_at = now
-        command.status = CommandStatus.ACKED if ok else CommandStatus.FAILED
-        command.result_code = None if ok else (code or DEVICE_FAILED)
+        command.status = CommandStatus.ACKED if ack.ok else CommandStatus.FAILED
+        command.result_code = None if ack.ok else (ack.code or DEVICE_FAILED)
         await self.session.flush()
         details = self._details(command)
         if late:
             details["late"] = True
         actor = f"device:{device_id}"
-        if ok:
+        target = f"device:{command.device_id}"
+        if ack.ok:
             self.counters.acked += 1
-            await self._audit(command, "devices.command.acked", actor=actor, details=details)
+            entries.append(
+                NewEntry("devices.command.acked", actor, command.org_id, target, details=details)
+            )
         else:
             self.counters.failed += 1
             details["code"] = command.result_code
-            await self._audit(
-                command, "devices.command.failed", actor=actor, outcome="failure", details=details
+            entries.append(
+                NewEntry(
+                    "devices.command.failed", actor, command.org_id, target, "failure", details
+                )
             )
         return command
 
