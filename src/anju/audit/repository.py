@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text
+from sqlalchemy import Row, and_, func, insert, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.audit.models import AuditCheckpoint, AuditEntry, AuditNode
@@ -50,9 +50,11 @@ async def perfect_hashes(
         found.update({(0, int(ix)): bytes(h) for ix, h in rows})
     for chunk_start in range(0, len(nodes), 200):
         chunk = nodes[chunk_start : chunk_start + 200]
+        # A row-value IN with expanding parameters: one cached statement whatever the positions
+        # (an OR of ANDs was compiled anew on every append).
         node_rows = await session.execute(
             select(AuditNode.level, AuditNode.node_index, AuditNode.hash).where(
-                or_(*(and_(AuditNode.level == lv, AuditNode.node_index == ix) for lv, ix in chunk))
+                tuple_(AuditNode.level, AuditNode.node_index).in_(chunk)
             )
         )
         found.update({(int(lv), int(ix)): bytes(h) for lv, ix, h in node_rows})
