@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import socket
 import time
@@ -130,7 +131,9 @@ async def generator() -> None:
 
 
 # --- the platform side -------------------------------------------------------------------------
-async def run(devices: int, rate: int, seconds: float) -> dict[str, Any]:
+async def run(
+    devices: int, rate: int, seconds: float, profile: str | None = None
+) -> dict[str, Any]:
     import uvicorn
     from sqlalchemy import select
     from tests.support.accounts import make_admin
@@ -178,9 +181,15 @@ async def run(devices: int, rate: int, seconds: float) -> dict[str, Any]:
                 gen = await start_generator("bench.bench_commands", spec)
                 assert (await read_line(gen, 600))[0] == "ready"
                 passes0 = gateway.dispatcher.full_passes
+                profiler = cProfile.Profile() if profile else None
+                if profiler is not None:
+                    profiler.enable()
                 cpu0 = time.process_time()
                 words = await read_line(gen, seconds + 300)
                 cpu = time.process_time() - cpu0
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
                 assert words[0] == "done", words
                 client = json.loads(" ".join(words[1:]))
                 await gen.wait()
@@ -260,12 +269,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
     args = parser.parse_args()
     if args.generator:
         asyncio.run(generator())
         return
     print(f"# {load_average()} before the run", flush=True)
-    report(asyncio.run(run(args.devices, args.rate, args.seconds)))
+    report(asyncio.run(run(args.devices, args.rate, args.seconds, args.profile)))
     print(f"# {load_average()} after the run", flush=True)
 
 
