@@ -22,6 +22,7 @@ from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.metrics import GatewayCollector
 from anju.gateway.runner import Gateway, serve_gateway
+from anju.kit.aio import wait_any
 from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
@@ -137,8 +138,7 @@ async def audit_checkpoints(platform: Platform, stop: asyncio.Event) -> None:
                 await audit.checkpoint_if_due(session)
         except Exception:
             logger.exception("audit checkpoint failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), CHECKPOINT_INTERVAL_SECONDS)
+        await wait_any(stop, within=CHECKPOINT_INTERVAL_SECONDS)
 
 
 class _Server(uvicorn.Server):

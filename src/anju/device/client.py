@@ -29,6 +29,7 @@ from gmqtt.mqtt.constants import MQTTv311
 from gmqtt.storage import PersistentStorage
 
 from anju.errors import AnjuError
+from anju.kit.aio import wait_any
 from anju.kit.crypto import SM2PublicKey
 from anju.protocol.certificates import Certificate
 from anju.protocol.channel import DuplicateFrame, SecureChannel
@@ -314,8 +315,7 @@ class DeviceClient:
             delay = self.options.backoff.delay(attempt, self._rand)
             attempt += 1
             self.stats.delays.append(delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await wait_any(self._stopping, within=delay)
 
     # -- one connection -------------------------------------------------------------------------
     async def _connection(self) -> bool:

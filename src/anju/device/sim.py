@@ -22,6 +22,7 @@ from anju.device.client import ClientOptions, DeviceIdentity
 from anju.device.lock import LockFirmware
 from anju.device.secure_element import SoftwareSecureElement
 from anju.errors import AnjuError, InvalidInput
+from anju.kit.aio import wait_any
 from anju.kit.crypto import SM2PublicKey
 from anju.protocol.certificates import Certificate, CertKind
 
@@ -168,8 +169,7 @@ class Simulator:
         try:
             while not self._stop.is_set() and (deadline is None or loop.time() < deadline):
                 wait = tick_s if deadline is None else min(tick_s, deadline - loop.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), max(0.0, wait))
+                await wait_any(self._stop, within=max(0.0, wait))
                 if on_tick is not None:
                     on_tick(self.summary())
         finally:

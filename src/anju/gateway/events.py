@@ -8,7 +8,6 @@ ingest sends the devices their ``evt_ack``). A failed batch is retried, not lost
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from anju.devices.models import Device
 from anju.gateway.models import DeviceEvent
 from anju.gateway.options import GatewayCounters, GatewayOptions
 from anju.gateway.sessions import dialect_insert
+from anju.kit.aio import wait_any
 from anju.platform import Platform
 
 logger = logging.getLogger("anju.gateway")
@@ -97,8 +97,7 @@ class EventBatcher:
                 continue
             if len(self._pending) < self._options.batch_max_events and not self._stopping:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                await wait_any(self._wake, within=delay)
             batch = list(self._pending.values())[: self._options.batch_max_events]
             try:
                 await self._store(batch)

@@ -16,6 +16,7 @@ from anju.gateway.credentials import GATEWAY_USERNAME, gateway_client_id, gatewa
 from anju.gateway.dispatch import CommandDispatcher
 from anju.gateway.ingest import Ingest
 from anju.gateway.options import GatewayOptions
+from anju.kit.aio import wait_any
 from anju.platform import Platform
 
 logger = logging.getLogger("anju.gateway")
@@ -89,8 +90,7 @@ class Gateway:
 
     async def _sweep(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.options.sweep_seconds)
+            await wait_any(self._stop, within=self.options.sweep_seconds)
             try:
                 await self.ingest.sweep()
             except Exception:
