@@ -224,7 +224,8 @@ async def test_enrol_at_a_kiosk_recognise_at_the_door_and_withdraw(
     stored = platform_storage_files(platform.settings.resolved_database_url, tmp_path)
     assert scan_for_residue([*stored, platform.settings.data_dir], patterns) == []
     kinds = {e.kind for e in await rows(platform, DeviceEvent)}
-    assert kinds == {"lock.locked", "lock.unlocked"}
+    # Face unlocks are also signed access.unlock records: subject id and result, no biometrics.
+    assert kinds == {"lock.locked", "lock.unlocked", "access.unlock"}
 
 
 async def offer_drop(

@@ -9,6 +9,8 @@ command is acknowledged again with the remembered result but never executed twic
 updates (``ota.update``) are verified before anything is downloaded and installed by an A/B
 switch (:mod:`anju.device.ota`). With a camera, faces are enrolled and recognised on the lock
 itself (``bio.*`` commands, :meth:`LockFirmware.face_unlock`; :mod:`anju.device.faces`).
+Access control (``access.*`` commands, local verification of every credential, lockout, alarms
+and signed unlock records) is :attr:`LockFirmware.access` (:mod:`anju.device.access`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from anju.device.access import AccessAgent, AccessOptions
+from anju.device.access.offline import OfflineBookFactory
 from anju.device.client import (
     ClientOptions,
     Clock,
@@ -41,6 +45,7 @@ from anju.device.ota_store import OtaStore
 from anju.device.storage import EventBuffer, Sealer, SlotStore
 from anju.errors import AnjuError
 from anju.face.engine import FaceEngine
+from anju.protocol.access import COMMANDS as ACCESS_COMMANDS
 from anju.protocol.biometrics import COMMANDS as FACE_COMMANDS
 from anju.protocol.firmware import OFFER_COMMAND
 from anju.protocol.messages import canonical_json
@@ -82,6 +87,7 @@ class LockConfig:
     firmware: str = FIRMWARE_VERSION
     ota: OtaOptions = field(default_factory=OtaOptions)
     faces: FaceOptions = field(default_factory=FaceOptions)
+    access: AccessOptions = field(default_factory=AccessOptions)
 
 
 @dataclass
@@ -112,6 +118,7 @@ class LockFirmware:
         rand: Callable[[], float] | None = None,
         camera: Camera | None = None,
         face_engine: Callable[[], FaceEngine] = FaceEngine,
+        offline_book: OfflineBookFactory | None = None,
     ) -> None:
         self.config = config or LockConfig()
         self.stats = LockStats()
@@ -184,6 +191,20 @@ class LockFirmware:
             now_ms=now_ms,
             options=self.config.faces,
         )
+        self.access = AccessAgent(
+            device_id=identity.device_id,
+            ca_public_key=identity.ca_public_key,
+            se=se,
+            data_dir=data_dir,
+            faces=self.faces,
+            record_event=self.record_event,
+            unlock=lambda by: self.set_locked(False, by=by),
+            is_locked=lambda: self.locked,
+            relock=lambda: self.set_locked(True, by="auto"),
+            now_ms=now_ms,
+            options=self.config.access,
+            offline_book=offline_book,
+        )
         self._commands: dict[str, Callable[[str, dict[str, Any]], CommandResult]] = {
             "unlock": self._cmd_unlock,
             "lock": self._cmd_lock,
@@ -193,6 +214,7 @@ class LockFirmware:
             OFFER_COMMAND: self._cmd_ota_update,
         }
         self._commands.update({name: self._face_command(name) for name in FACE_COMMANDS})
+        self._commands.update({name: self._access_command(name) for name in ACCESS_COMMANDS})
 
     # -- persistence ----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -242,11 +264,16 @@ class LockFirmware:
         self._wake_uploader.set()
 
     async def face_unlock(self) -> FaceVerdict:
-        """Someone at the door: unlock if they are live and one of the people loaded here."""
-        verdict = await self.faces.verify()
-        if verdict.matched:
-            self.set_locked(False, by="face")
-        return verdict
+        """Someone at the door: unlock if they are live, one of the people loaded here, not
+        frozen and the lock is not locked out (the signed record says which)."""
+        verdict = await self.access.face_unlock()
+        return verdict.face or FaceVerdict(False, None, None, [])
+
+    def set_battery(self, percent: int) -> None:
+        """A battery gauge reading: reported in ``state``, and low_battery raised or cleared."""
+        self.battery = percent
+        self.access.alarms.battery(percent)
+        self._state_due.set()
 
     def set_locked(self, locked: bool, *, by: str, command_id: str | None = None) -> None:
         """Drive the bolt (here: the state variable) and record the event."""
@@ -324,6 +351,7 @@ class LockFirmware:
             self.stats.acks_sent += 1
 
     def _cmd_unlock(self, command_id: str, args: dict[str, Any]) -> CommandResult:
+        self.access.remote_unlock()  # the signed access.unlock record
         self.set_locked(False, by="command", command_id=command_id)
         return True, None
 
@@ -341,6 +369,12 @@ class LockFirmware:
     def _face_command(self, name: str) -> Callable[[str, dict[str, Any]], CommandResult]:
         def execute(command_id: str, args: dict[str, Any]) -> CommandResult:
             return self.faces.command(name, args)
+
+        return execute
+
+    def _access_command(self, name: str) -> Callable[[str, dict[str, Any]], CommandResult]:
+        def execute(command_id: str, args: dict[str, Any]) -> CommandResult:
+            return self.access.command(name, command_id, args)
 
         return execute
 
@@ -437,6 +471,7 @@ class LockFirmware:
             asyncio.create_task(self._report_state()),
             asyncio.create_task(self.ota.run()),
             asyncio.create_task(self.faces.run()),
+            asyncio.create_task(self.access.run()),
         ]
         try:
             await self.client.run()

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from anju.errors import IntegrityError
 from anju.kit.crypto import SM2PublicKey, hmac_sm3, random_bytes
 from anju.kit.crypto.sm4 import sm4_gcm_decrypt, sm4_gcm_encrypt
 from anju.protocol.certificates import Certificate, CertKind
@@ -123,6 +124,8 @@ REASONS: dict[str, str] = {
     "store_full": "the lock holds as many credentials as it can",
     "not_found": "the lock holds no such credential",
     "biometric_no_match": "the face or fingerprint did not match an enrolled template",
+    "duplicate": "another credential of this lock has the same passcode or card UID",
+    "unsupported": "this lock cannot use that kind of credential",
 }
 
 RECEIPT_STATES = ("installed", "removed", "refused", "applied")
@@ -325,6 +328,20 @@ def card_secret(uid: str, card_key: bytes) -> bytes:
     if len(card_key) != CARD_KEY_BYTES:
         raise _bad("a card key is 16 bytes")
     return uid.encode() + b":" + card_key
+
+
+def encode_signer(certificate: Certificate) -> str:
+    """The ``cert`` argument of ``access.put`` (and of an eKey at the door): base64 of the
+    encoded ACCESS certificate."""
+    return _b64(certificate.encode())
+
+
+def decode_signer(text: Any) -> Certificate:
+    """The certificate of an ``access.put``'s ``cert`` argument (``access_malformed`` else)."""
+    try:
+        return Certificate.decode(_unb64(text, "cert"))
+    except IntegrityError:  # CertificateError, or a public key off the curve
+        raise _bad("cert does not decode") from None
 
 
 def split_card_secret(secret: bytes) -> tuple[str, bytes]:
