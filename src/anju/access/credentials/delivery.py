@@ -71,7 +71,9 @@ class Deliveries(AccessContext):
                 device_id=device_id,
                 org_id=credential.org_id,
                 passcode_digest=digest,
+                state=DeliveryState.QUEUED,
                 queued_at=now,
+                updated_at=now,
             )
             self.repo.add(row)
         row.box = box
