@@ -97,15 +97,18 @@ async def test_a_passcode_reaches_each_lock_sealed_and_is_installed_only_by_a_si
         cred, digits = await CredentialService(platform, session).issue_passcode(
             ACTOR, world.org_a, grant.id
         )
-    assert len(digits) == 8 and digits.isdigit()
+    assert len(digits) == 8
+    assert digits.isdigit()
     assert await states(platform, cred.id) == {
         world.room.device_id: "queued",
         world.entrance.device_id: "queued",
     }
     (put,) = await commands_of(platform, world.room.device_id, PUT_COMMAND)
     record = open_box(platform, world, 0, args_of(put))  # only the lock's SE opens it
-    assert record.secret == digits.encode() and record.subject == "guest-1"
-    assert record.kind == CredentialKind.PASSCODE and record.until_ms is not None
+    assert record.secret == digits.encode()
+    assert record.subject == "guest-1"
+    assert record.kind == CredentialKind.PASSCODE
+    assert record.until_ms is not None
     async with platform.db.transaction() as session:
         row = await session.get(AccessDelivery, (cred.id, world.room.device_id))
         assert row is not None
@@ -160,12 +163,14 @@ async def test_suspend_resume_revoke_follow_the_locks_receipts(
     async with platform.db.transaction() as session:
         await CredentialService(platform, session).resume(ACTOR, world.org_a, cred.id)
     puts = await commands_of(platform, world.room.device_id, PUT_COMMAND)
-    assert len(puts) == 2 and args_of(puts[1])["box"] == args_of(puts[0])["box"]
+    assert len(puts) == 2
+    assert args_of(puts[1])["box"] == args_of(puts[0])["box"]
     assert (await states(platform, cred.id))[world.room.device_id] == "queued"
 
     async with platform.db.transaction() as session:
         ended = await CredentialService(platform, session).revoke(ACTOR, world.org_a, cred.id)
-        assert ended.status == "revoked" and ended.end_reason == "revoked"
+        assert ended.status == "revoked"
+        assert ended.end_reason == "revoked"
     async with platform.db.transaction() as session:
         rows = (await session.execute(select(AccessDelivery))).scalars().all()
         assert all(r.box is None for r in rows)  # nothing left to re-send
@@ -213,7 +218,8 @@ async def test_a_passcode_already_on_a_lock_is_refused_until_it_is_removed(
             await CredentialService(platform, session).issue_passcode(
                 ACTOR, world.org_a, other.id, "123456"
             )
-    assert refused.value.code == "passcode_in_use" and refused.value.status == 409
+    assert refused.value.code == "passcode_in_use"
+    assert refused.value.status == 409
     async with platform.db.transaction() as session:
         await CredentialService(platform, session).revoke(ACTOR, world.org_a, first.id)
     for lock in (world.room, world.entrance):
@@ -235,7 +241,8 @@ async def test_a_card_key_answers_the_lock_and_a_lost_card_is_dropped_and_replac
         card, key = await CredentialService(platform, session).issue_card(
             ACTOR, world.org_a, grant.id, "04A1B2C3D4E5F6"
         )
-    assert key == card_key(platform.keys, card.id) and card.card_uid == "04a1b2c3d4e5f6"
+    assert key == card_key(platform.keys, card.id)
+    assert card.card_uid == "04a1b2c3d4e5f6"
     (put,) = await commands_of(platform, world.room.device_id, PUT_COMMAND)
     uid, lock_key = split_card_secret(open_box(platform, world, 0, args_of(put)).secret)
     assert (uid, lock_key) == ("04a1b2c3d4e5f6", key)
@@ -267,7 +274,8 @@ async def test_a_card_key_answers_the_lock_and_a_lost_card_is_dropped_and_replac
         new, handover = await CredentialService(platform, session).replace(
             ACTOR, world.org_a, old.id, uid="b1b2c3d4"
         )
-    assert new.replaces == old.id and handover["card_uid"] == "b1b2c3d4"
+    assert new.replaces == old.id
+    assert handover["card_uid"] == "b1b2c3d4"
     assert bytes.fromhex(handover["card_key"]) != key
     async with platform.db.transaction() as session:
         assert (
@@ -319,7 +327,8 @@ async def test_an_ekey_token_verifies_at_its_lock_and_revocation_goes_by_id(
         challenge=challenge,
         now_ms=now_ms,
     )
-    assert token.subject == "guest-1" and token.epoch == 0
+    assert token.subject == "guest-1"
+    assert token.epoch == 0
     assert set((await states(platform, ekey.id)).values()) == {"token"}
     async with platform.db.transaction() as session:
         await CredentialService(platform, session).revoke(ACTOR, world.org_a, ekey.id)
@@ -376,7 +385,8 @@ async def test_revoking_a_grant_while_issuing_under_it_ends_consistent(
             await GrantService(platform, session).get(world.org_a, grant.id)
         ).status == "revoked"
     if isinstance(results[0], BaseException):
-        assert isinstance(results[0], AnjuError) and results[0].code == "access_conflict"
+        assert isinstance(results[0], AnjuError)
+        assert results[0].code == "access_conflict"
         assert creds == []
     else:
         assert [c.status for c in creds] == ["revoked"]  # issued first, then ended with the grant
