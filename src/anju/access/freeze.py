@@ -2,11 +2,11 @@
 
 Freezing queues ``access.freeze {subject}`` to every lock the subject has a grant or a live
 credential on — delivery is woken when the transaction commits, so online locks refuse the
-person within tens of milliseconds — and ``access.revoke`` with the subject's offline passcode
-serials on that lock (an offline code carries no subject, so only its serial can stop it).
-Unfreezing queues ``access.unfreeze``. Revoked offline serials stay revoked: the lock cannot
-take a revocation back; issue new offline codes after unfreezing. New credentials cannot be
-issued to a frozen subject. State, reason and per-lock confirmations are visible and audited.
+person within tens of milliseconds; eKeys carry the subject, so the lock's freeze covers them
+without revoking them. Unfreezing queues ``access.unfreeze``. (Offline passcodes carry no
+subject: revoking their serials on freeze comes with offline passcode issuing, not built
+yet.) New credentials cannot be issued to a frozen subject. State, reason and per-lock
+confirmations are visible and audited.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from anju.access.rules import (
 )
 from anju.db import new_id
 from anju.errors import InvalidInput, NotFound
-from anju.protocol.access import FREEZE_COMMAND, REVOKE_COMMAND, UNFREEZE_COMMAND
+from anju.protocol.access import FREEZE_COMMAND, UNFREEZE_COMMAND
 
 FROZEN, LIFTED = "frozen", "lifted"
 
@@ -87,18 +87,6 @@ class FreezeService(AccessContext):
                 subject_id=subject_id,
                 freeze_id=row.id,
             )
-            serials = await self.offline_serials(org_id, subject_id, device_id)
-            if serials:
-                state = await self._lock_state(device_id)
-                await deliveries.lock_operation(
-                    actor,
-                    org_id,
-                    device_id,
-                    REVOKE_COMMAND,
-                    {"epoch": state, "offline": serials, "ekeys": []},
-                    subject_id=subject_id,
-                    freeze_id=row.id,
-                )
         await self.record(
             "access.freeze.frozen",
             actor=actor,
@@ -169,11 +157,3 @@ class FreezeService(AccessContext):
                 if row.state != DeliveryState.REMOVED:
                     locks.add(row.device_id)
         return sorted(locks)
-
-    async def offline_serials(self, org_id: str, subject_id: str, device_id: str) -> list[int]:
-        """Serials of the subject's offline passcodes still valid on the lock."""
-        return []
-
-    async def _lock_state(self, device_id: str) -> int:
-        state = await self.repo.lock_state(device_id)
-        return 0 if state is None else state.epoch
