@@ -34,6 +34,7 @@ DESCRIPTION = (
 
 def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
+    from anju.access.endpoints import router as access_router
     from anju.accounts.endpoints import router as accounts_router
     from anju.audit.endpoints import router as audit_router
     from anju.biometrics.endpoints import router as biometrics_router
@@ -47,6 +48,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(device_commands_router)
     app.include_router(firmware_router)
     app.include_router(biometrics_router)
+    app.include_router(access_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

@@ -44,6 +44,7 @@ class Cap(StrEnum):
     PROPERTIES_MANAGE = "properties.manage"
     PROPERTIES_READ = "properties.read"
     ACCESS_MANAGE = "access.manage"  # issue, freeze, revoke credentials
+    ACCESS_READ = "access.read"  # grants, credentials, delivery states, freezes, anomalies
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
@@ -107,6 +108,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_MANAGE,
             Cap.STAYS_READ,
             Cap.ACCESS_MANAGE,
+            Cap.ACCESS_READ,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
@@ -120,6 +122,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
+            Cap.ACCESS_READ,
         ),
         _info(Role.OFFICER, "执法人员", "Officer", Cap.OFFICER_QUERY, Cap.PI_READ_MASKED),
     )

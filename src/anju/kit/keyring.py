@@ -41,7 +41,7 @@ KEYRING_FORMAT = "anju-keyring/1"
 #: Named symmetric secrets: the blind-index key, the MQTT password of the platform's gateway
 #: client ("mqtt-gateway") and the root of the face-template projection keys
 #: ("biometric-template", anju.face.template). ``anju db upgrade`` adds names a keyring predates.
-NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template")
+NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template", "access-card")
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
