@@ -19,7 +19,7 @@ from anju.access.credentials.service import CredentialService
 from anju.access.freeze import FreezeService
 from anju.access.grants import GrantService
 from anju.access.guard import require_manager, require_reader, run_access
-from anju.access.keys import access_certificate, encode_certificate
+from anju.access.keys import access_certificate
 from anju.access.schemas import (
     AnomalyOut,
     CredentialIn,
@@ -43,6 +43,7 @@ from anju.api.deps import PlatformDep
 from anju.devices.service import not_found
 from anju.errors import InvalidInput
 from anju.platform import Platform
+from anju.protocol.access import encode_signer
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
@@ -59,9 +60,7 @@ def _holder_key(text: str | None) -> bytes:
 
 def _certificate(platform: Platform) -> str:
     now = int(platform.clock.now().timestamp())
-    return encode_certificate(
-        access_certificate(platform.keys, platform.settings.audit_origin, now)
-    )
+    return encode_signer(access_certificate(platform.keys, platform.settings.audit_origin, now))
 
 
 # --- grants ------------------------------------------------------------------------------

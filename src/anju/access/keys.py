@@ -4,8 +4,6 @@ ACCESS certificate that locks check the signatures against."""
 
 from __future__ import annotations
 
-import base64
-
 from anju.devices.ca import ACCESS_SIGNER, platform_access_certificate
 from anju.devices.lifecycle import root_key_aad
 from anju.devices.models import Device
@@ -70,8 +68,3 @@ def sign_ekey(keys: KeyProvider, token: EKeyToken) -> str:
 def access_certificate(keys: KeyProvider, origin: str, now_s: int) -> Certificate:
     """The ACCESS certificate of the access key, certified by the device CA."""
     return platform_access_certificate(keys, origin=origin, now=now_s)
-
-
-def encode_certificate(certificate: Certificate) -> str:
-    """The ``cert`` argument of ``access.put``: base64 of the encoded certificate."""
-    return base64.b64encode(certificate.encode()).decode()

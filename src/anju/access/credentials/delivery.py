@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from anju.access.context import AccessContext, Details
-from anju.access.keys import access_certificate, encode_certificate
+from anju.access.keys import access_certificate
 from anju.access.models import AccessCredential, AccessDelivery, AccessLockOperation
 from anju.access.rules import COMMAND_TTL_SECONDS, CredentialStatus, DeliveryState
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus, DeviceNotCommandable
 from anju.devices.commands.rules import EXPIRED, NO_ACK
-from anju.protocol.access import DROP_COMMAND, PUT_COMMAND
+from anju.protocol.access import DROP_COMMAND, PUT_COMMAND, encode_signer
 
 #: Commands that ended with nothing known about the lock: worth sending again.
 _ENDED = frozenset({CommandStatus.FAILED, CommandStatus.EXPIRED, CommandStatus.CANCELLED})
@@ -51,7 +51,7 @@ class Deliveries(AccessContext):
         certificate = access_certificate(
             self.platform.keys, self.platform.settings.audit_origin, self.now_ms() // 1000
         )
-        return {"cred": credential_id, "box": box, "cert": encode_certificate(certificate)}
+        return {"cred": credential_id, "box": box, "cert": encode_signer(certificate)}
 
     async def put(
         self,
