@@ -209,3 +209,37 @@ async def test_dynamic_registration_over_http(
     ):
         response = await client.post("/api/v1/provisioning/register", json=broken)
         assert (response.status_code, code_of(response)) == (422, "invalid_input"), broken
+
+
+@pytest.mark.req("R17")
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/place", {"place": None}),
+        ("post", "/decommission", {}),
+        ("post", "/revoke", {}),
+    ],
+)
+async def test_unbinding_or_retiring_a_device_needs_a_fresh_second_factor(
+    platform: Platform,
+    clock: FixedClock,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    (made,) = await manufacture(platform, tmp_path)
+    admin = await make_admin(platform, login="sa-a", org="Org A")
+    stepped_up = await signed_in(client, clock, admin)
+    base = f"/api/v1/devices/{made.device_id}"
+    claimed = {"claim_code": claim_code(made.root_key), "place": {"kind": "room", "ref": "8"}}
+    assert (await client.post(f"{base}/register", json=claimed, headers=stepped_up)).is_success
+    plain = await signed_in(client, clock, admin, step_up=False)
+
+    refused = await client.request(method, f"{base}{path}", json=body, headers=plain)
+    assert (refused.status_code, code_of(refused)) == (403, "second_factor_required")
+    device = (await client.get(base, headers=plain)).json()
+    assert (device["status"], device["place"]) == ("registered", {"kind": "room", "ref": "8"})
+    allowed = await client.request(method, f"{base}{path}", json=body, headers=stepped_up)
+    assert allowed.is_success, allowed.text
