@@ -90,9 +90,8 @@ def test_platform_codes_open_only_the_lock_whose_secure_element_holds_the_root_k
     code = issue_offline_passcode(platform_prf(record.root_key), _grant())
     lock = OfflineCodeBook(secure_element_prf(se))
     assert lock.check(code, START + HOUR).accepted
-    assert _refused(
-        OfflineCodeBook(secure_element_prf(other)).check(code, START + HOUR), ("unknown_credential")
-    )
+    other_lock = OfflineCodeBook(secure_element_prf(other))
+    assert _refused(other_lock.check(code, START + HOUR), "unknown_credential")
 
 
 @pytest.mark.req("R2", "L15")
@@ -123,12 +122,15 @@ def test_every_kind_opens_inside_its_validity_only(
     assert opened.accepted
     assert opened.grant == grant
     assert opened.reason is None
-    if grant.valid_until is not None and grant.kind is not OfflineKind.RECURRING:
-        assert _refused(book.check(code, grant.valid_until + TOLERANCE), "expired")
+    years_later = datetime(2040, 1, 1, 6, 30, tzinfo=UTC)
+    if grant.kind is OfflineKind.PERMANENT:
+        assert book.check(code, years_later).accepted
+    elif grant.kind is OfflineKind.RECURRING:
+        assert _refused(book.check(code, START + timedelta(days=1, hours=10)), "outside_schedule")
+        assert _refused(book.check(code, years_later), "expired")
     else:
-        assert book.check(code, datetime(2040, 1, 1, 6, 30, tzinfo=UTC)).accepted == (
-            grant.kind is OfflineKind.PERMANENT
-        )
+        assert grant.valid_until is not None
+        assert _refused(book.check(code, grant.valid_until + TOLERANCE), "expired")
 
 
 @pytest.mark.req("R2", "L15")
