@@ -3,9 +3,11 @@
 Freezing queues ``access.freeze {subject}`` to every lock the subject has a grant or a live
 credential on — delivery is woken when the transaction commits, so online locks refuse the
 person within tens of milliseconds; eKeys carry the subject, so the lock's freeze covers them
-without revoking them. Unfreezing queues ``access.unfreeze``. (Offline passcodes carry no
-subject: revoking their serials on freeze comes with offline passcode issuing, not built
-yet.) New credentials cannot be issued to a frozen subject. State, reason and per-lock
+without revoking them. Offline passcodes carry no subject, so freezing *revokes* the person's
+offline codes: their serials go to each lock in ``access.revoke`` (and the view carries the
+clear codes for locks that are offline). Unfreezing queues ``access.unfreeze`` and does NOT
+bring offline codes back (a revoked serial stays refused): issue new ones. New credentials
+cannot be issued to a frozen subject. State, reason and per-lock
 confirmations are visible and audited.
 """
 
@@ -13,13 +15,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from anju.access.context import AccessContext
 from anju.access.credentials.delivery import Deliveries
+from anju.access.credentials.service import CredentialService
 from anju.access.models import AccessFreeze, AccessLockOperation
 from anju.access.rules import (
     NOTE,
+    OFFLINE,
     AccessConflict,
     CredentialStatus,
     DeliveryState,
@@ -40,6 +44,8 @@ class FreezeView:
 
     freeze: AccessFreeze
     locks: Sequence[AccessLockOperation]
+    #: Offline codes revoked by the freeze: device id → clear codes for its keypad.
+    clear_codes: dict[str, list[str]] = field(default_factory=dict)
 
 
 class FreezeService(AccessContext):
@@ -87,14 +93,34 @@ class FreezeService(AccessContext):
                 subject_id=subject_id,
                 freeze_id=row.id,
             )
+        clear_codes = await self._revoke_offline_codes(actor, org_id, subject_id)
         await self.record(
             "access.freeze.frozen",
             actor=actor,
             org_id=org_id,
             target=f"subject:{subject_id}",
-            details={"freeze": row.id, "reason": why, "locks": len(locks)},
+            details={
+                "freeze": row.id,
+                "reason": why,
+                "locks": len(locks),
+                "offline_revoked": sum(len(c) for c in clear_codes.values()),
+            },
         )
-        return FreezeView(row, await self.repo.lock_operations_of_freeze(row.id))
+        return FreezeView(row, await self.repo.lock_operations_of_freeze(row.id), clear_codes)
+
+    async def _revoke_offline_codes(
+        self, actor: str, org_id: str, subject_id: str
+    ) -> dict[str, list[str]]:
+        """End the subject's live offline codes (their serials go out in ``access.revoke``)."""
+        credentials = CredentialService(self.platform, self.session)
+        clear_codes: dict[str, list[str]] = {}
+        live = [CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED]
+        for credential in await self.repo.credentials_of_subject(org_id, subject_id, live):
+            if credential.kind != OFFLINE:
+                continue
+            for device_id, code in (await credentials.end(actor, credential, "frozen")).items():
+                clear_codes.setdefault(device_id, []).append(code)
+        return clear_codes
 
     async def lift(self, actor: str, org_id: str, freeze_id: str) -> FreezeView:
         """Unfreeze: ``access.unfreeze`` to every lock the freeze went to (and any new one)."""

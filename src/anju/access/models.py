@@ -152,3 +152,24 @@ class AccessAnomaly(Base):
     grant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON, never PI
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AccessOfflineCode(Base):
+    """What the platform keeps of an offline passcode (the code itself is shown once and never
+    stored): its lock, revocation epoch and serial, kind and window."""
+
+    __tablename__ = "access_offline_codes"
+    __table_args__ = (
+        Index("ix_access_offline_codes_device_id_epoch_serial", "device_id", "epoch", "serial"),
+    )
+
+    credential_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("access_credentials.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(32), ForeignKey("devices.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # one_time | period | permanent | recurring
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    recurrence: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, UTC hours

@@ -16,6 +16,7 @@ from anju.access.models import (
     AccessGrant,
     AccessLockOperation,
     AccessLockState,
+    AccessOfflineCode,
 )
 from anju.devices.command_models import DeviceCommand
 from anju.devices.models import Device
@@ -134,6 +135,62 @@ class AccessRepository:
             AccessCredential.status.in_(list(statuses)),
         )
         return (await self.session.execute(query.limit(1))).first() is not None
+
+    # --- offline passcodes -----------------------------------------------------------------
+    async def offline_code(self, credential_id: str) -> AccessOfflineCode | None:
+        return await self.session.get(AccessOfflineCode, credential_id)
+
+    async def offline_serials_taken(
+        self, device_id: str, epoch: int, first: int, last: int
+    ) -> set[int]:
+        """Serials in [first, last] of the lock and epoch issued before (whatever their
+        status: a revoked serial stays on the lock's list)."""
+        query = select(AccessOfflineCode.serial).where(
+            AccessOfflineCode.device_id == device_id,
+            AccessOfflineCode.epoch == epoch,
+            AccessOfflineCode.serial.between(first, last),
+        )
+        return set((await self.session.execute(query)).scalars())
+
+    async def revoked_offline_serials(
+        self, device_id: str, epoch: int, statuses: Sequence[str], now: datetime
+    ) -> list[int]:
+        """Serials of the lock's ``epoch`` whose credential ended (``statuses``) while the code
+        could still open: what the lock's revocation list must hold."""
+        query = (
+            select(AccessOfflineCode.serial)
+            .join(AccessCredential, AccessCredential.id == AccessOfflineCode.credential_id)
+            .where(
+                AccessOfflineCode.device_id == device_id,
+                AccessOfflineCode.epoch == epoch,
+                AccessCredential.status.in_(list(statuses)),
+                (AccessOfflineCode.valid_until.is_(None)) | (AccessOfflineCode.valid_until > now),
+            )
+        )
+        return sorted(set((await self.session.execute(query)).scalars()))
+
+    async def live_offline_on(
+        self, device_id: str, epoch: int, statuses: Sequence[str]
+    ) -> Sequence[tuple[AccessCredential, AccessDelivery]]:
+        """Offline codes of the lock issued at ``epoch`` or before, still ``statuses``
+        (locked)."""
+        query = (
+            select(AccessCredential, AccessDelivery)
+            .join(AccessOfflineCode, AccessOfflineCode.credential_id == AccessCredential.id)
+            .join(
+                AccessDelivery,
+                (AccessDelivery.credential_id == AccessCredential.id)
+                & (AccessDelivery.device_id == device_id),
+            )
+            .where(
+                AccessOfflineCode.device_id == device_id,
+                AccessOfflineCode.epoch <= epoch,
+                AccessCredential.status.in_(list(statuses)),
+            )
+            .order_by(AccessCredential.id)
+            .with_for_update(of=[AccessCredential, AccessDelivery])
+        )
+        return [(c, d) for c, d in (await self.session.execute(query)).all()]
 
     # --- deliveries ------------------------------------------------------------------------
     async def deliveries(

@@ -76,6 +76,11 @@ class DeliveryState(StrEnum):
     REMOVING = "removing"
     REMOVED = "removed"
     TOKEN = "token"  # noqa: S105 -- nothing to install: the lock verifies the eKey token itself
+    OFFLINE = "offline"  # nothing to install: the lock derives offline codes from its own key
+    # Faces (bio.load / bio.drop): the face store makes no signed receipts, so these come from
+    # the lock's command ack (over its authenticated session), named apart from installed/removed.
+    ACCEPTED = "accepted"  # the lock accepted bio.load and fetches the template itself
+    WITHDRAWN = "withdrawn"  # the lock acknowledged bio.drop: it deleted the face
 
 
 class FreezeReason(StrEnum):
@@ -88,6 +93,11 @@ class FreezeReason(StrEnum):
 HELD = frozenset(
     {DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.INSTALLED, DeliveryState.FAILED}
 )
+#: Platform-only credential kinds (the lock has no credential record for them).
+OFFLINE = "offline"
+#: Kinds an operator may issue (fingerprints: the reference lock has no sensor).
+ISSUABLE = ("passcode", "card", "ekey", "face", OFFLINE)
+
 #: Credential actions an operator may take and the kinds they apply to.
 ACTIONS = ("suspend", "resume", "revoke", "lost", "replace")
 #: How long access commands live in the outbox (the maximum: reconcile re-queues afterwards).
@@ -108,6 +118,10 @@ class PasscodeInUse(Conflict):
 
 class AccessFrozen(Conflict):
     code = "access_frozen"
+
+
+class CredentialUnsupported(InvalidInput):
+    code = "credential_unsupported"
 
 
 class NotPermitted(Forbidden):

@@ -220,6 +220,10 @@ class FreezeOut(BaseModel):
     frozen_at: datetime
     lifted_at: datetime | None
     locks: list[LockOperationOut]
+    clear_codes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="offline codes the freeze revoked: device id → clear codes (shown once)",
+    )
 
 
 def freeze_out(view: FreezeView) -> FreezeOut:
@@ -234,6 +238,7 @@ def freeze_out(view: FreezeView) -> FreezeOut:
         frozen_at=row.frozen_at,
         lifted_at=row.lifted_at,
         locks=[lock_operation_out(op) for op in view.locks],
+        clear_codes=view.clear_codes,
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from anju.device.access import AccessAgent, AccessOptions
-from anju.device.access.offline import OfflineBookFactory
+from anju.device.access.offline import OfflineBookFactory, code_book
 from anju.device.client import (
     ClientOptions,
     Clock,
@@ -118,7 +118,7 @@ class LockFirmware:
         rand: Callable[[], float] | None = None,
         camera: Camera | None = None,
         face_engine: Callable[[], FaceEngine] = FaceEngine,
-        offline_book: OfflineBookFactory | None = None,
+        offline_book: OfflineBookFactory | None = code_book,
     ) -> None:
         self.config = config or LockConfig()
         self.stats = LockStats()

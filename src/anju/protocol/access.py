@@ -126,6 +126,7 @@ REASONS: dict[str, str] = {
     "biometric_no_match": "the face or fingerprint did not match an enrolled template",
     "duplicate": "another credential of this lock has the same passcode or card UID",
     "unsupported": "this lock cannot use that kind of credential",
+    "cleared": "an offline clear code: the lock applied its revocation, nothing opens",
 }
 
 RECEIPT_STATES = ("installed", "removed", "refused", "applied")

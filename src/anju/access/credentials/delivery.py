@@ -17,14 +17,21 @@ from anju.access.context import AccessContext, Details
 from anju.access.keys import access_certificate
 from anju.access.models import AccessCredential, AccessDelivery, AccessLockOperation
 from anju.access.rules import COMMAND_TTL_SECONDS, CredentialStatus, DeliveryState
+from anju.biometrics.service import BiometricService
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus, DeviceNotCommandable
 from anju.devices.commands.rules import EXPIRED, NO_ACK
-from anju.protocol.access import DROP_COMMAND, PUT_COMMAND, encode_signer
+from anju.protocol.access import DROP_COMMAND, PUT_COMMAND, CredentialKind, encode_signer
+from anju.protocol.biometrics import DROP_COMMAND as FACE_DROP
+from anju.protocol.biometrics import LOAD_COMMAND as FACE_LOAD
+from anju.protocol.biometrics import command_args as face_args
 
 #: Commands that ended with nothing known about the lock: worth sending again.
 _ENDED = frozenset({CommandStatus.FAILED, CommandStatus.EXPIRED, CommandStatus.CANCELLED})
 _RETRYABLE_CODES = frozenset({NO_ACK, EXPIRED, None})
+#: A face offer stands this long (the lock fetches the template at once; a lock offline for
+#: longer gets a new offer from reconcile) — it bounds how long a withdrawn offer could be used.
+FACE_OFFER_TTL_SECONDS = 3600
 RECONCILE_BATCH = 500
 
 
@@ -36,13 +43,17 @@ class Deliveries(AccessContext):
     """Queue credentials to locks and keep their per-lock state honest."""
 
     async def enqueue(
-        self, actor: str, org_id: str, device_id: str, name: str, args: Mapping[str, Any]
+        self,
+        actor: str,
+        org_id: str,
+        device_id: str,
+        name: str,
+        args: Mapping[str, Any],
+        ttl: int = COMMAND_TTL_SECONDS,
     ) -> str | None:
         """Queue one access command; None when the lock no longer takes commands."""
         try:
-            command = await self.commands.enqueue(
-                actor, org_id, device_id, name, args, COMMAND_TTL_SECONDS
-            )
+            command = await self.commands.enqueue(actor, org_id, device_id, name, args, ttl)
         except DeviceNotCommandable:
             return None
         return command.id
@@ -86,13 +97,48 @@ class Deliveries(AccessContext):
         await self.session.flush()
         return row
 
-    async def drop(self, actor: str, credential: AccessCredential, row: AccessDelivery) -> None:
-        """Queue ``access.drop`` unless the lock never got (or already lost) the credential."""
-        if row.state in (DeliveryState.REMOVED, DeliveryState.REFUSED):
-            return
+    async def load_face(
+        self,
+        actor: str,
+        credential: AccessCredential,
+        device_id: str,
+        version: int,
+        *,
+        row: AccessDelivery | None = None,
+    ) -> AccessDelivery:
+        """Queue ``bio.load`` of the subject's template ``version``; the row goes to queued."""
+        now = self.clock.now()
+        if row is None:
+            row = AccessDelivery(
+                credential_id=credential.id,
+                device_id=device_id,
+                org_id=credential.org_id,
+                state=DeliveryState.QUEUED,
+                queued_at=now,
+                updated_at=now,
+            )
+            self.repo.add(row)
+        args = face_args(credential.subject_id, version)
         command_id = await self.enqueue(
-            actor, credential.org_id, row.device_id, DROP_COMMAND, {"cred": credential.id}
+            actor, credential.org_id, device_id, FACE_LOAD, args, FACE_OFFER_TTL_SECONDS
         )
+        self._set(row, DeliveryState.QUEUED if command_id else DeliveryState.FAILED, command_id)
+        if command_id is None:
+            row.code = "device_unavailable"
+        row.queued_at = now
+        await self.session.flush()
+        return row
+
+    async def drop(self, actor: str, credential: AccessCredential, row: AccessDelivery) -> None:
+        """Queue ``access.drop`` (faces: ``bio.drop``) unless the lock never got (or already
+        lost) the credential."""
+        if row.state in (DeliveryState.REMOVED, DeliveryState.REFUSED, DeliveryState.WITHDRAWN):
+            return
+        if credential.kind == CredentialKind.FACE:
+            name, args = FACE_DROP, face_args(credential.subject_id, None)
+        else:
+            name, args = DROP_COMMAND, {"cred": credential.id}
+        command_id = await self.enqueue(actor, credential.org_id, row.device_id, name, args)
         self._set(row, DeliveryState.REMOVING, command_id)
         if command_id is None:
             row.code = "device_unavailable"
@@ -139,6 +185,9 @@ class Deliveries(AccessContext):
         receipt. Never "installed": only a receipt says that."""
         if command is None:
             return
+        if command.name in (FACE_LOAD, FACE_DROP):
+            self._fold_face(row, command)
+            return
         if row.state == DeliveryState.QUEUED and command.status in (
             CommandStatus.SENT,
             CommandStatus.ACKED,
@@ -149,6 +198,32 @@ class Deliveries(AccessContext):
             row.state = DeliveryState.FAILED
             row.code = command.result_code or str(command.status)
             row.updated_at = self.clock.now()
+
+    def _fold_face(self, row: AccessDelivery, command: DeviceCommand) -> None:
+        """Faces have no signed receipt: the lock's command ack is what there is. ``accepted``
+        (bio.load taken; the lock fetches the template), ``withdrawn`` (bio.drop done),
+        ``refused`` (the lock said no, e.g. ``bio_store_full``), else sent / failed."""
+        now = self.clock.now()
+        loading = command.name == FACE_LOAD
+        waiting = (
+            (DeliveryState.QUEUED, DeliveryState.SENT) if loading else (DeliveryState.REMOVING,)
+        )
+        if row.state not in waiting:
+            return
+        if command.status == CommandStatus.ACKED:
+            row.state = DeliveryState.ACCEPTED if loading else DeliveryState.WITHDRAWN
+            row.confirmed_at = command.acked_at or now
+        elif command.status == CommandStatus.FAILED and not _retryable(command):
+            row.state = DeliveryState.REFUSED if loading else DeliveryState.FAILED
+            row.code = command.result_code
+        elif command.status in _ENDED and loading:
+            row.state = DeliveryState.FAILED
+            row.code = command.result_code or str(command.status)
+        elif command.status == CommandStatus.SENT and row.state == DeliveryState.QUEUED:
+            row.state = DeliveryState.SENT
+        else:
+            return
+        row.updated_at = now
 
     async def view(self, credential_id: str) -> Sequence[AccessDelivery]:
         """The credential's rows, folded with their commands."""
@@ -183,6 +258,14 @@ class Deliveries(AccessContext):
             if row.state == DeliveryState.REMOVING:
                 await self.drop(SYSTEM_RECONCILE, credential, row)
                 queued += 1
+            elif credential.status == CredentialStatus.ACTIVE and credential.kind == "face":
+                faces = BiometricService(self.platform, self.session)
+                version = await faces.latest_version(credential.subject_id)
+                if version:
+                    await self.load_face(
+                        SYSTEM_RECONCILE, credential, row.device_id, version, row=row
+                    )
+                    queued += 1
             elif credential.status == CredentialStatus.ACTIVE and row.box is not None:
                 await self.put(SYSTEM_RECONCILE, credential, row.device_id, row.box, row=row)
                 queued += 1

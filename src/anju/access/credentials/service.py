@@ -6,6 +6,11 @@
   key returned once to the encoder.
 * eKey — the phone's SM2 public key certified per lock by a signed token (returned with the
   ACCESS certificate); nothing is installed, revocation goes by id and epoch (``access.revoke``).
+* offline — a code for ONE lock computed from its per-lock key (:mod:`.offline`), shown once;
+  revocation by serial (``access.revoke`` online, a clear code on the keypad offline).
+* face — the subject's face template in force, offered to each lock by ``bio.load`` (the lock
+  fetches it itself; :mod:`anju.biometrics.device_path`) and withdrawn by ``bio.drop``.
+  Fingerprints are refused: the reference lock has no sensor.
 
 Every secret travels to a lock only inside a box sealed to its secure element.
 """
@@ -22,18 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.access.context import AccessContext, Details
 from anju.access.credentials.delivery import Deliveries
+from anju.access.credentials.offline import OfflineIssued, OfflineLocks, OfflineRequest
 from anju.access.keys import card_key, passcode_digest, seal_for, sign_ekey
 from anju.access.models import AccessCredential, AccessDelivery, AccessGrant, AccessLockState
 from anju.access.rules import (
     EKEY_LONGEST,
     HELD,
+    OFFLINE,
     AccessConflict,
     AccessFrozen,
     CredentialStatus,
+    CredentialUnsupported,
     DeliveryState,
     GrantStatus,
     PasscodeInUse,
 )
+from anju.biometrics.service import BiometricService
 from anju.db import new_id
 from anju.devices.models import Device
 from anju.errors import InvalidInput, NotFound
@@ -42,7 +51,6 @@ from anju.platform import Platform
 from anju.protocol.access import (
     CARD_UID,
     PASSCODE,
-    REVOKE_COMMAND,
     CredentialKind,
     CredentialRecord,
     EKeyToken,
@@ -52,6 +60,18 @@ from anju.protocol.access import (
 
 DEFAULT_PASSCODE_DIGITS = 8
 LIVE = (CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED)
+#: Kinds that cannot be suspended (nothing to take off the lock and put back): revoke instead.
+NOT_SUSPENDABLE = (CredentialKind.EKEY, OFFLINE)
+
+
+def refuse_unsupported(kind: str) -> None:
+    """Fingerprints (and anything unknown) are refused with a clear code."""
+    if kind == CredentialKind.FINGERPRINT:
+        raise CredentialUnsupported(
+            "参考门锁没有指纹传感器，不能签发指纹凭证 / the reference lock has no fingerprint "
+            "sensor: fingerprint credentials cannot be issued",
+            details={"kind": kind},
+        )
 
 
 def credential_not_found() -> NotFound:
@@ -68,6 +88,7 @@ class CredentialService(AccessContext):
     def __init__(self, platform: Platform, session: AsyncSession) -> None:
         super().__init__(platform, session)
         self.deliveries = Deliveries(self.platform, self.session)
+        self.offline = OfflineLocks(self.deliveries)
 
     # --- reading ---------------------------------------------------------------------------
     async def get(
@@ -114,7 +135,7 @@ class CredentialService(AccessContext):
         self,
         actor: str,
         grant: AccessGrant,
-        kind: CredentialKind,
+        kind: str,
         *,
         card_uid: str | None = None,
         holder_key: bytes | None = None,
@@ -308,29 +329,71 @@ class CredentialService(AccessContext):
 
     async def lock_state(self, device_id: str) -> AccessLockState:
         """The lock's revocation state (created on first use; locked)."""
-        state = await self.repo.lock_state(device_id)
-        if state is None:
-            state = AccessLockState(
-                device_id=device_id,
-                epoch=0,
-                revoked_ekeys="[]",
-                offline_serial=0,
-                revoked_serials="[]",
-                updated_at=self.clock.now(),
+        return await self.offline.lock_state(device_id)
+
+    async def issue_offline(
+        self,
+        actor: str,
+        org_id: str,
+        grant_id: str,
+        device_id: str,
+        request: OfflineRequest,
+    ) -> tuple[AccessCredential, OfflineIssued]:
+        """An offline code for one door of the grant; the digits are returned here, only once."""
+        grant = await self._grant_for_issue(org_id, grant_id)
+        locks = {lock.id: lock for lock in await self._locks(grant)}
+        if device_id not in locks:
+            raise NotFound(
+                "该授权不含此门锁 / the grant has no such door", details={"field": "device_id"}
             )
-            self.repo.add(state)
-            await self.session.flush()
-        return state
+        credential = await self._new(actor, grant, OFFLINE)
+        issued = await self.offline.issue(credential, grant, locks[device_id], request)
+        meta = issued.meta
+        await self._issued(
+            actor,
+            credential,
+            1,
+            offline_kind=meta.kind,
+            serial=meta.serial,
+            epoch=meta.epoch,
+            until=None if meta.valid_until is None else meta.valid_until.isoformat(),
+        )
+        return credential, issued
+
+    async def issue_face(
+        self, actor: str, org_id: str, grant_id: str, *, replaces: str | None = None
+    ) -> AccessCredential:
+        """The subject's face template in force offered (``bio.load``) to every door."""
+        grant = await self._grant_for_issue(org_id, grant_id)
+        faces = BiometricService(self.platform, self.session)
+        await faces.require_template(grant.subject_id)
+        version = await faces.latest_version(grant.subject_id)
+        locks = await self._locks(grant)
+        ids = {lock.id for lock in locks}
+        for other in await self.repo.credentials_of_subject(org_id, grant.subject_id, list(LIVE)):
+            if other.kind != CredentialKind.FACE or other.id == replaces:
+                continue
+            if ids & {row.device_id for row in await self.repo.deliveries(other.id)}:
+                # bio.drop withdraws a person's face from a lock: one face credential per lock.
+                raise AccessConflict(
+                    "此人的人脸已在这些门锁上 / the face is already on one of these locks",
+                    details={"reason": "face_in_use", "credential": other.id},
+                )
+        credential = await self._new(actor, grant, CredentialKind.FACE, replaces=replaces)
+        for lock in locks:
+            await self.deliveries.load_face(actor, credential, lock.id, version)
+        await self._issued(actor, credential, len(locks), version=version)
+        return credential
 
     # --- lifecycle -------------------------------------------------------------------------
     async def suspend(self, actor: str, org_id: str, credential_id: str) -> AccessCredential:
         """Take the credential off its locks for now (drops queued; resume puts it back)."""
         credential = await self.get(org_id, credential_id, for_update=True)
-        if credential.kind == CredentialKind.EKEY:
+        if credential.kind in NOT_SUSPENDABLE:
             raise InvalidInput(
-                "电子钥匙不能暂停，请撤销后重新签发 / an eKey cannot be suspended: revoke it and "
-                "issue a new one",
-                details={"reason": "ekey_not_suspendable"},
+                "电子钥匙和离线密码不能暂停，请撤销后重新签发 / an eKey or offline code cannot be "
+                "suspended: revoke it and issue a new one",
+                details={"reason": f"{credential.kind}_not_suspendable"},
             )
         if credential.status != CredentialStatus.ACTIVE:
             raise AccessConflict(
@@ -353,9 +416,16 @@ class CredentialService(AccessContext):
         await self._grant_for_issue(org_id, credential.grant_id)
         credential.status = CredentialStatus.ACTIVE
         credential.updated_at = self.clock.now()
+        version = None
+        if credential.kind == CredentialKind.FACE:
+            version = await BiometricService(self.platform, self.session).latest_version(
+                credential.subject_id
+            )
         for row in await self.repo.deliveries(credential.id, for_update=True):
             if row.box is not None:
                 await self.deliveries.put(actor, credential, row.device_id, row.box, row=row)
+            elif version:
+                await self.deliveries.load_face(actor, credential, row.device_id, version, row=row)
         await self._changed(actor, credential, "resumed")
         return credential
 
@@ -363,29 +433,44 @@ class CredentialService(AccessContext):
         self, actor: str, org_id: str, credential_id: str, *, reason: str = "revoked"
     ) -> AccessCredential:
         """Revoke (``reason`` "revoked", or "lost": reported lost) — removed from every lock."""
+        credential, _ = await self.revoke_with_clear_codes(
+            actor, org_id, credential_id, reason=reason
+        )
+        return credential
+
+    async def revoke_with_clear_codes(
+        self, actor: str, org_id: str, credential_id: str, *, reason: str = "revoked"
+    ) -> tuple[AccessCredential, dict[str, str]]:
+        """:meth:`revoke`, and for an offline code the clear code (device id → digits) that
+        revokes it when typed on a lock that is offline."""
         credential = await self.get(org_id, credential_id, for_update=True)
         if credential.status not in LIVE:
             raise AccessConflict(
                 f"凭证已{credential.end_reason} / the credential is {credential.end_reason}"
             )
-        await self.end(actor, credential, reason)
-        return credential
+        return credential, await self.end(actor, credential, reason)
 
-    async def end(self, actor: str, credential: AccessCredential, reason: str) -> None:
-        """End a live credential (locked by the caller): drops, or eKey revocations, to every
-        lock; the sealed boxes are forgotten."""
+    async def end(self, actor: str, credential: AccessCredential, reason: str) -> dict[str, str]:
+        """End a live credential (locked by the caller): drops, eKey or offline revocations,
+        to every lock; the sealed boxes are forgotten. Offline codes: their clear codes."""
         now = self.clock.now()
         credential.status = CredentialStatus.REVOKED
         credential.end_reason = reason
         credential.ended_at = credential.updated_at = now
+        clear_codes: dict[str, str] = {}
         rows = await self.repo.deliveries(credential.id, for_update=True)
         for row in rows:
             row.box = None
             if credential.kind == CredentialKind.EKEY:
                 await self._revoke_ekey(actor, credential, row)
+            elif credential.kind == OFFLINE:
+                clear = await self.offline.revoke(actor, credential, row)
+                if clear is not None:
+                    clear_codes[row.device_id] = clear
             else:
                 await self.deliveries.drop(actor, credential, row)
         await self._changed(actor, credential, reason)
+        return clear_codes
 
     async def _revoke_ekey(
         self, actor: str, credential: AccessCredential, row: AccessDelivery
@@ -396,13 +481,12 @@ class CredentialService(AccessContext):
             revoked.append(credential.id)
         state.revoked_ekeys = json.dumps(revoked)
         state.updated_at = self.clock.now()
-        args = {"epoch": state.epoch, "offline": [], "ekeys": [credential.id]}
-        operation = await self.deliveries.lock_operation(
+        operation = await self.offline.push(
             actor,
             credential.org_id,
             row.device_id,
-            REVOKE_COMMAND,
-            args,
+            state,
+            ekeys=[credential.id],
             subject_id=credential.subject_id,
         )
         row.state = DeliveryState.REMOVING
@@ -431,6 +515,15 @@ class CredentialService(AccessContext):
                 actor, org_id, old.grant_id, digits, replaces=old.id
             )
             handover = {"passcode": code}
+        elif old.kind == CredentialKind.FACE:
+            await self.end(actor, old, "replaced")  # bio.drop first: the lock keeps one face
+            return await self.issue_face(actor, org_id, old.grant_id, replaces=old.id), {}
+        elif old.kind == OFFLINE:
+            raise InvalidInput(
+                "离线密码不能替换，请撤销后重新签发 / an offline code cannot be replaced: revoke "
+                "it and issue a new one",
+                details={"reason": "offline_not_replaceable"},
+            )
         elif old.kind == CredentialKind.CARD:
             if uid is None:
                 raise InvalidInput(

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 from anju.device.access.alarms import AlarmMonitor, AlarmPolicy
 from anju.device.access.card import Card
 from anju.device.access.lockout import Lockout, LockoutPolicy
-from anju.device.access.offline import OFFLINE_PRF_LABEL, OfflineBook, OfflineBookFactory
+from anju.device.access.offline import (
+    CLEARED,
+    OFFLINE_PRF_LABEL,
+    OfflineBook,
+    OfflineBookFactory,
+)
 from anju.device.access.records import RecordSigner
 from anju.device.access.store import CredentialStore, StoredCredential
 from anju.device.faces import FaceAgent, FaceVerdict
@@ -210,7 +215,7 @@ class AccessVerifier:
         verdict = self.offline.check(digits, self._now())
         self.store.state.offline = self.offline.to_dict()
         self.store.save()  # a one-time code is spent durably before the door opens
-        if verdict.serial is None:
+        if verdict.serial is None and verdict.reason != CLEARED:
             return self._finish(UnlockMethod.PASSCODE, verdict.reason or "unknown_credential")
         reason = None if verdict.ok else verdict.reason or "unknown_credential"
         return self._finish(UnlockMethod.OFFLINE_PASSCODE, reason, serial=verdict.serial)
