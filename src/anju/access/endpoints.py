@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.access.anomalies import find_anomalies
 from anju.access.credentials.delivery import Deliveries
-from anju.access.credentials.service import CredentialService
+from anju.access.credentials.offline import OfflineRequest
+from anju.access.credentials.service import CredentialService, refuse_unsupported
 from anju.access.freeze import FreezeService
 from anju.access.grants import GrantService
 from anju.access.guard import require_manager, require_reader, run_access
@@ -30,12 +31,14 @@ from anju.access.schemas import (
     GrantIn,
     GrantOut,
     IssuedOut,
+    OfflineResetOut,
     ReplaceIn,
     anomaly_out,
     credential_out,
     delivery_out,
     freeze_out,
     grant_out,
+    offline_out,
 )
 from anju.accounts.deps import BearerToken
 from anju.accounts.principal import Principal
@@ -135,6 +138,24 @@ async def issue_credential(
     async def work(session: AsyncSession, principal: Principal) -> IssuedOut:
         org_id = require_manager(platform, session, principal)
         svc = CredentialService(platform, session)
+        refuse_unsupported(body.kind)
+        if body.kind == "offline":
+            if body.device_id is None or body.offline_kind is None:
+                raise InvalidInput(
+                    "device_id and offline_kind are required", details={"field": "device_id"}
+                )
+            request = OfflineRequest(body.offline_kind, body.valid_from, body.valid_until)
+            cred, issued = await svc.issue_offline(
+                principal.actor, org_id, grant_id, body.device_id, request
+            )
+            return IssuedOut(
+                credential=credential_out(cred),
+                passcode=issued.code,
+                offline=offline_out(issued.meta),
+            )
+        if body.kind == "face":
+            cred = await svc.issue_face(principal.actor, org_id, grant_id)
+            return IssuedOut(credential=credential_out(cred))
         if body.kind == "passcode":
             cred, digits = await svc.issue_passcode(
                 principal.actor, org_id, grant_id, body.passcode
@@ -236,12 +257,15 @@ async def act_on_credential(
         elif action == "resume":
             cred = await svc.resume(principal.actor, org_id, credential_id)
         else:
-            cred = await svc.revoke(
+            cred, clear_codes = await svc.revoke_with_clear_codes(
                 principal.actor,
                 org_id,
                 credential_id,
                 reason="lost" if action == "lost" else "revoked",
             )
+            out = credential_out(cred)
+            out.clear_codes = clear_codes or None
+            return out
         return credential_out(cred)
 
     return await run_access(platform, token, f"access.credential.{action}", work)
@@ -317,6 +341,23 @@ async def anomalies(
         return [anomaly_out(r) for r in rows]
 
     return await run_access(platform, token, "access.read", work)
+
+
+@router.post("/locks/{device_id}/offline-reset", response_model=OfflineResetOut)
+async def reset_offline(
+    device_id: IdPath, token: BearerToken, platform: PlatformDep
+) -> OfflineResetOut:
+    """Advance the lock's revocation epoch: every offline code issued before dies (online at
+    once; offline when the returned clear code is typed on its keypad)."""
+
+    async def work(session: AsyncSession, principal: Principal) -> OfflineResetOut:
+        org_id = require_manager(platform, session, principal)
+        epoch, code, ended = await CredentialService(platform, session).reset_offline(
+            principal.actor, org_id, device_id
+        )
+        return OfflineResetOut(device_id=device_id, epoch=epoch, clear_code=code, ended=ended)
+
+    return await run_access(platform, token, "access.offline.epoch_reset", work)
 
 
 @router.post("/locks/{device_id}/reconcile")

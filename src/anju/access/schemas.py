@@ -16,6 +16,7 @@ from anju.access.models import (
     AccessDelivery,
     AccessGrant,
     AccessLockOperation,
+    AccessOfflineCode,
 )
 from anju.errors import InvalidInput
 from anju.protocol.access import Schedule
@@ -110,10 +111,16 @@ def grant_out(grant: AccessGrant, anomalies: list[str] | None = None) -> GrantOu
 
 
 class CredentialIn(BaseModel):
-    kind: Literal["passcode", "card", "ekey"]
+    kind: Literal["passcode", "card", "ekey", "offline", "face", "fingerprint"]
     passcode: str | None = Field(default=None, max_length=12, description="chosen digits")
     card_uid: str | None = Field(default=None, max_length=20)
     holder_key: str | None = Field(default=None, max_length=100, description="base64 SM2 x‖y")
+    device_id: str | None = Field(default=None, max_length=32, description="offline: the lock")
+    offline_kind: str | None = Field(
+        default=None, max_length=16, description="one_time | period | permanent | recurring"
+    )
+    valid_from: datetime | None = Field(default=None, description="offline: start (whole hour)")
+    valid_until: datetime | None = Field(default=None, description="offline: end (whole hour)")
 
 
 class ReplaceIn(BaseModel):
@@ -133,6 +140,11 @@ class CredentialOut(BaseModel):
     replaces: str | None
     created_at: datetime
     ended_at: datetime | None
+    clear_codes: dict[str, str] | None = Field(
+        default=None,
+        description="revoking an offline code: device id → the clear code that revokes it when "
+        "typed on a lock that is offline (shown once)",
+    )
 
 
 def credential_out(credential: AccessCredential) -> CredentialOut:
@@ -151,11 +163,44 @@ def credential_out(credential: AccessCredential) -> CredentialOut:
     )
 
 
+class OfflineOut(BaseModel):
+    """What the platform keeps of an offline code (never the code)."""
+
+    device_id: str
+    kind: str
+    epoch: int
+    serial: int
+    valid_from: datetime
+    valid_until: datetime | None
+    recurrence: dict[str, int] | None
+
+
+def offline_out(row: AccessOfflineCode) -> OfflineOut:
+    return OfflineOut(
+        device_id=row.device_id,
+        kind=row.kind,
+        epoch=row.epoch,
+        serial=row.serial,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        recurrence=None if row.recurrence is None else json.loads(row.recurrence),
+    )
+
+
+class OfflineResetOut(BaseModel):
+    device_id: str
+    epoch: int
+    clear_code: str = Field(description="type it on the lock if it is offline (shown once)")
+    ended: int
+
+
 class IssuedOut(BaseModel):
-    """A new credential and what is shown ONCE: passcode digits, card key, eKey tokens."""
+    """A new credential and what is shown ONCE: passcode digits, card key, eKey tokens,
+    offline code."""
 
     credential: CredentialOut
     passcode: str | None = None
+    offline: OfflineOut | None = None
     card_uid: str | None = None
     card_key: str | None = None
     tokens: dict[str, str] | None = None

@@ -360,6 +360,15 @@ class CredentialService(AccessContext):
         )
         return credential, issued
 
+    async def reset_offline(self, actor: str, org_id: str, device_id: str) -> tuple[int, str, int]:
+        """Advance a lock's revocation epoch: every older offline code dies. (new epoch, the
+        clear code to type on an offline lock, how many live offline codes ended)."""
+        locks = await self.repo.org_locks(org_id, device_ids=[device_id])
+        if not locks:
+            raise NotFound("门锁不存在 / no such lock", details={"field": "device_id"})
+        state, code, ended = await self.offline.reset_epoch(actor, org_id, locks[0])
+        return state.epoch, code, ended
+
     async def issue_face(
         self, actor: str, org_id: str, grant_id: str, *, replaces: str | None = None
     ) -> AccessCredential:
