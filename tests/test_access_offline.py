@@ -88,7 +88,8 @@ async def test_a_code_issued_by_the_platform_opens_its_lock_only_and_is_never_st
     grant = await grant_for(platform, world)
     cred_id, code, meta = await issue(platform, world, grant)
     assert (meta.kind, meta.epoch, meta.device_id) == ("period", 0, world.room.device_id)
-    assert meta.valid_until is not None and grant.valid_until is not None
+    assert meta.valid_until is not None
+    assert grant.valid_until is not None
     assert meta.valid_until <= grant.valid_until  # never wider than the permission
     lock = firmware(platform, world.room, tmp_path / "room")
     opened = lock.access.enter_passcode(code)
@@ -220,10 +221,9 @@ async def test_windows_are_cut_to_the_grant_and_unsuitable_requests_are_refused(
 ) -> None:
     grant = await grant_for(platform, world, days=1)
     assert grant.valid_until is not None
-    _, _, meta = await issue(
-        platform, world, grant, valid_until=clock.now() + timedelta(days=30)
-    )
-    assert meta.valid_until is not None and meta.valid_until <= grant.valid_until
+    _, _, meta = await issue(platform, world, grant, valid_until=clock.now() + timedelta(days=30))
+    assert meta.valid_until is not None
+    assert meta.valid_until <= grant.valid_until
     refusals = [
         ("permanent", {}),  # the grant has an end
         ("recurring", {}),  # the grant has no schedule

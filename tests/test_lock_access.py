@@ -3,6 +3,7 @@ verified on the lock itself, each step confirmed by a record signed in the lock'
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from anju.protocol.access import (
     card_secret,
 )
 from anju.protocol.certificates import CertKind
+from anju.protocol.offline_grants import OfflineGrant, OfflineKind
+from anju.protocol.offline_passcode import issue_offline_passcode, platform_prf
 from tests.support.fake_gateway import MadeDevice, Pki, make_device
 from tests.support.lock_access import (
     DAY,
@@ -37,7 +40,6 @@ from tests.support.lock_access import (
     make_lock,
     signed_records,
 )
-from tests.support.offline_book import table_book
 
 CODE = b"73915824"
 OTHER_CODE = b"40628517"
@@ -402,8 +404,17 @@ async def test_revoked_and_epoch_revoked_ekeys_and_frozen_holders_are_refused(
 async def test_a_frozen_person_is_refused_everywhere_including_an_old_offline_code(
     device: MadeDevice, issuer: Issuer, tmp_path: Path, clock: LockClock
 ) -> None:
-    book = table_book({"1234567890": (77, 0, False), "5555566666": (78, 0, True)})
-    lock = make_lock(device, tmp_path / "data", clock, offline_book=book)
+    # Real offline codes, computed as the platform does from its copy of the lock's root key.
+    prf = platform_prf(device.root_key)
+    start = datetime.fromtimestamp((T0 - HOUR) / 1000, UTC)
+    period = OfflineGrant(OfflineKind.PERIOD, start, start + timedelta(days=2))
+    once = OfflineGrant(OfflineKind.ONE_TIME, start, start + timedelta(days=1), slot=1)
+    code, one_time, serial = (
+        issue_offline_passcode(prf, period),
+        issue_offline_passcode(prf, once),
+        period.serial,
+    )
+    lock = make_lock(device, tmp_path / "data", clock)
     card = SimulatedCard("04aa55aa55")
     await put(lock, issuer, device, "pc-1", "tenant-1", CredentialKind.PASSCODE, CODE)
     await put(
@@ -415,25 +426,29 @@ async def test_a_frozen_person_is_refused_everywhere_including_an_old_offline_co
         CredentialKind.CARD,
         card_secret(card.uid, card.key),
     )
-    offline = lock.access.enter_passcode("1234567890")
-    assert (offline.granted, offline.method.value, offline.serial) == (True, "offline_passcode", 77)
+    offline = lock.access.enter_passcode(code)
+    assert (offline.granted, offline.method.value, offline.serial) == (
+        True,
+        "offline_passcode",
+        serial,
+    )
     assert await command(lock, FREEZE_COMMAND, {"subject": "tenant-1"}) == (True, None)
     assert lock.access.enter_passcode(CODE.decode()).reason == "frozen"
     assert lock.access.present_card(card).reason == "frozen"
     # The platform sends the frozen person's offline serials along.
-    await command(lock, REVOKE_COMMAND, {"epoch": 0, "offline": [77], "ekeys": []})
-    refused = lock.access.enter_passcode("1234567890")
-    assert (refused.granted, refused.reason, refused.serial) == (False, "revoked", 77)
+    await command(lock, REVOKE_COMMAND, {"epoch": 0, "offline": [serial], "ekeys": []})
+    refused = lock.access.enter_passcode(code)
+    assert (refused.granted, refused.reason, refused.serial) == (False, "revoked", serial)
     # One-time codes are spent durably; the revocation survives a power cycle.
-    assert lock.access.enter_passcode("5555566666").granted
-    again = make_lock(device, tmp_path / "data", clock, offline_book=book)
-    assert again.access.enter_passcode("5555566666").reason == "already_used"
-    assert again.access.enter_passcode("1234567890").reason == "revoked"
+    assert lock.access.enter_passcode(one_time).granted
+    again = make_lock(device, tmp_path / "data", clock)
+    assert again.access.enter_passcode(one_time).reason == "already_used"
+    assert again.access.enter_passcode(code).reason == "revoked"
     assert again.access.enter_passcode(CODE.decode()).reason == "frozen"
     await command(again, UNFREEZE_COMMAND, {"subject": "tenant-1"})
     assert again.access.enter_passcode(CODE.decode()).granted
     records = signed_records(again, device, UNLOCK_EVENT)
-    assert ("offline_passcode", "denied", "revoked", 77) in [
+    assert ("offline_passcode", "denied", "revoked", serial) in [
         (r["method"], r["result"], r["reason"], r["serial"]) for r in records
     ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anju.device.access import AccessOptions
-from anju.device.access.offline import OfflineBookFactory
+from anju.device.access.offline import OfflineBookFactory, code_book
 from anju.device.lock import LockConfig, LockFirmware
 from anju.kit.crypto import SM2PrivateKey
 from anju.protocol.access import (
@@ -108,7 +108,7 @@ def make_lock(
     data: Path,
     clock: LockClock,
     *,
-    offline_book: OfflineBookFactory | None = None,
+    offline_book: OfflineBookFactory | None = code_book,
     **access: Any,
 ) -> LockFirmware:
     """The lock as it starts after power-up (SE reopened), never connected in these tests."""
