@@ -12,11 +12,16 @@ import httpx
 import pytest
 
 from anju.access.expiry import expire_due
-from anju.accounts import totp
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.access import DROP_COMMAND, FREEZE_COMMAND, UNFREEZE_COMMAND
-from tests.support.access import AccessWorld, Manager, access_world, commands_of, manager
+from tests.support.access import (
+    AccessWorld,
+    access_world,
+    commands_of,
+    manager,
+    stepped_up,
+)
 from tests.support.http import api_client, bearer, code_of
 from tests.support.registry import audit_entries
 
@@ -32,15 +37,6 @@ async def world(platform: Platform, clock: FixedClock, tmp_path: Path) -> Access
 async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(platform) as c:
         yield c
-
-
-async def stepped_up(client: httpx.AsyncClient, clock: FixedClock, m: Manager) -> dict[str, str]:
-    clock.advance(seconds=totp.STEP_SECONDS)
-    headers = bearer(m.token)
-    code = totp.code_at(m.secret, clock.now())
-    response = await client.post("/api/v1/auth/second-factor", json={"code": code}, headers=headers)
-    assert response.status_code == 200, response.text
-    return headers
 
 
 def grant_body(clock: FixedClock, w: AccessWorld, **extra: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 from sqlalchemy import select
 
 from anju.access.credentials.receipts import apply_signed_receipt
@@ -22,6 +23,7 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.access import sign_record
 from tests.support.accounts import Admin, as_principal, login_token, make_member_with_role
+from tests.support.http import bearer
 from tests.support.registry import PIN, Made, Tenant, claim, manufacture, tenant
 
 
@@ -143,3 +145,13 @@ async def deliver_receipt(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+async def stepped_up(client: httpx.AsyncClient, clock: FixedClock, m: Manager) -> dict[str, str]:
+    """``m``'s headers after a fresh TOTP step-up over HTTP."""
+    clock.advance(seconds=totp.STEP_SECONDS)
+    headers = bearer(m.token)
+    code = totp.code_at(m.secret, clock.now())
+    response = await client.post("/api/v1/auth/second-factor", json={"code": code}, headers=headers)
+    assert response.status_code == 200, response.text
+    return headers
