@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.access.anomalies import find_anomalies
 from anju.access.credentials.delivery import Deliveries
+from anju.access.credentials.issuing import refuse_unsupported
 from anju.access.credentials.offline import OfflineRequest
-from anju.access.credentials.service import CredentialService, refuse_unsupported
+from anju.access.credentials.service import CredentialService
 from anju.access.freeze import FreezeService
 from anju.access.grants import GrantService
 from anju.access.guard import require_manager, require_reader, run_access

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.access.anomalies import find_anomalies
+from anju.access.credentials.issuing import refuse_unsupported
 from anju.access.credentials.offline import OfflineRequest
-from anju.access.credentials.service import CredentialService, refuse_unsupported
+from anju.access.credentials.service import CredentialService
 from anju.access.expiry import sweep
 from anju.access.freeze import FreezeService
 from anju.access.grants import DoorSelector, GrantService, GrantSpec
