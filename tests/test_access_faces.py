@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from anju.access.credentials.delivery import Deliveries
 from anju.access.credentials.service import CredentialService
 from anju.access.grants import GrantService
 from anju.access.models import AccessGrant
@@ -182,3 +183,28 @@ async def test_faces_offline_codes_and_fingerprints_over_http(
     clock.advance(seconds=600)  # the step-up is no longer recent
     late = await client.post(issue, json={"kind": "face"}, headers=headers)
     assert (late.status_code, code_of(late)) == (403, "second_factor_required")
+
+
+async def test_a_lock_offline_past_the_offer_gets_it_again_and_an_ended_grant_drops_the_face(
+    platform: Platform, clock: FixedClock, world: AccessWorld
+) -> None:
+    await enrolled(platform)
+    grant = await grant_for(platform, world)
+    async with platform.db.transaction() as session:
+        face = await CredentialService(platform, session).issue_face(ACTOR, world.org_a, grant.id)
+    clock.advance(hours=2)  # the room's lock was offline all along: the 1-hour offer ran out
+    async with platform.db.transaction() as session:
+        await CommandService(platform, session).expire_due()
+    async with platform.db.transaction() as session:
+        assert await Deliveries(platform, session).reconcile(world.room.device_id) == 1
+    loads = await commands_of(platform, world.room.device_id, LOAD_COMMAND)
+    assert [c.status for c in loads] == ["expired", "queued"]
+    assert args_of(loads[-1]) == {"subject": SUBJECT, "version": 1}
+    await ack(platform, world.room.device_id, loads[-1].id, None)
+    assert (await states(platform, world, face.id))[world.room.device_id] == "accepted"
+
+    async with platform.db.transaction() as session:
+        await GrantService(platform, session).revoke(ACTOR, world.org_a, grant.id)
+    (drop,) = await commands_of(platform, world.room.device_id, DROP_COMMAND)
+    assert args_of(drop) == {"subject": SUBJECT}
+    assert (await states(platform, world, face.id))[world.room.device_id] == "removing"
