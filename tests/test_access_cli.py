@@ -88,6 +88,11 @@ async def test_grants_credentials_offline_codes_and_freezes_from_the_cli(
     clear = revoked["clear_codes"][world.room.device_id]
     assert lock.access.enter_passcode(clear).reason == "cleared"
     assert lock.access.enter_passcode(code).reason == "revoked"
+    listed = await ok(settings, "credential", "list", gid, "--org", org)
+    (kept,) = [c for c in listed if c["kind"] == "offline"]
+    assert kept["offline"]["serial"] == offline["offline"]["serial"]
+    assert [d["state"] for d in kept["deliveries"]] == ["removing"]
+    assert code not in json.dumps(listed)
 
     finger = await invoke(
         settings, "credential", "issue", gid, "--org", org, "--kind", "fingerprint"

@@ -167,6 +167,7 @@ async def test_faces_offline_codes_and_fingerprints_over_http(
     cred_id = issued.json()["credential"]["id"]
     shown = await client.get(f"{BASE}/credentials/{cred_id}", headers=headers)
     assert code not in shown.text  # shown once, at issue only
+    assert shown.json()["offline"]["serial"] == meta["serial"]  # its metadata stays visible
     revoked = await client.post(f"{BASE}/credentials/{cred_id}/revoke", json={}, headers=headers)
     assert revoked.status_code == 200, revoked.text
     assert set(revoked.json()["clear_codes"]) == {world.room.device_id}

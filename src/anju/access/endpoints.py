@@ -185,8 +185,10 @@ async def grant_credentials(
 ) -> list[CredentialOut]:
     async def work(session: AsyncSession, principal: Principal) -> list[CredentialOut]:
         grant = await GrantService(platform, session).get(require_reader(principal), grant_id)
-        rows = await CredentialService(platform, session).of_grant(grant)
-        return [credential_out(c) for c in rows]
+        svc = CredentialService(platform, session)
+        rows = await svc.of_grant(grant)
+        offline = await svc.repo.offline_codes([c.id for c in rows])
+        return [credential_out(c, offline.get(c.id)) for c in rows]
 
     return await run_access(platform, token, "access.read", work)
 
@@ -197,7 +199,8 @@ async def get_credential(
 ) -> CredentialOut:
     async def work(session: AsyncSession, principal: Principal) -> CredentialOut:
         svc = CredentialService(platform, session)
-        return credential_out(await svc.get(require_reader(principal), credential_id))
+        credential = await svc.get(require_reader(principal), credential_id)
+        return credential_out(credential, await svc.repo.offline_code(credential.id))
 
     return await run_access(platform, token, "access.read", work)
 

@@ -140,6 +140,14 @@ class AccessRepository:
     async def offline_code(self, credential_id: str) -> AccessOfflineCode | None:
         return await self.session.get(AccessOfflineCode, credential_id)
 
+    async def offline_codes(self, credential_ids: Sequence[str]) -> dict[str, AccessOfflineCode]:
+        if not credential_ids:
+            return {}
+        query = select(AccessOfflineCode).where(
+            AccessOfflineCode.credential_id.in_(list(credential_ids))
+        )
+        return {row.credential_id: row for row in (await self.session.execute(query)).scalars()}
+
     async def offline_serials_taken(
         self, device_id: str, epoch: int, first: int, last: int
     ) -> set[int]:

@@ -129,40 +129,6 @@ class ReplaceIn(BaseModel):
     holder_key: str | None = Field(default=None, max_length=100)
 
 
-class CredentialOut(BaseModel):
-    id: str
-    grant_id: str
-    subject_id: str
-    kind: str
-    status: str
-    end_reason: str | None
-    card_uid: str | None
-    replaces: str | None
-    created_at: datetime
-    ended_at: datetime | None
-    clear_codes: dict[str, str] | None = Field(
-        default=None,
-        description="revoking an offline code: device id → the clear code that revokes it when "
-        "typed on a lock that is offline (shown once)",
-    )
-
-
-def credential_out(credential: AccessCredential) -> CredentialOut:
-    uid = credential.card_uid
-    return CredentialOut(
-        id=credential.id,
-        grant_id=credential.grant_id,
-        subject_id=credential.subject_id,
-        kind=credential.kind,
-        status=credential.status,
-        end_reason=credential.end_reason,
-        card_uid=None if uid is None else uid[:2] + "*" * (len(uid) - 4) + uid[-2:],
-        replaces=credential.replaces,
-        created_at=credential.created_at,
-        ended_at=credential.ended_at,
-    )
-
-
 class OfflineOut(BaseModel):
     """What the platform keeps of an offline code (never the code)."""
 
@@ -184,6 +150,46 @@ def offline_out(row: AccessOfflineCode) -> OfflineOut:
         valid_from=row.valid_from,
         valid_until=row.valid_until,
         recurrence=None if row.recurrence is None else json.loads(row.recurrence),
+    )
+
+
+class CredentialOut(BaseModel):
+    id: str
+    grant_id: str
+    subject_id: str
+    kind: str
+    status: str
+    end_reason: str | None
+    card_uid: str | None
+    replaces: str | None
+    created_at: datetime
+    ended_at: datetime | None
+    offline: OfflineOut | None = Field(
+        default=None, description="an offline code's metadata (never the code)"
+    )
+    clear_codes: dict[str, str] | None = Field(
+        default=None,
+        description="revoking an offline code: device id → the clear code that revokes it when "
+        "typed on a lock that is offline (shown once)",
+    )
+
+
+def credential_out(
+    credential: AccessCredential, offline: AccessOfflineCode | None = None
+) -> CredentialOut:
+    uid = credential.card_uid
+    return CredentialOut(
+        id=credential.id,
+        grant_id=credential.grant_id,
+        subject_id=credential.subject_id,
+        kind=credential.kind,
+        status=credential.status,
+        end_reason=credential.end_reason,
+        card_uid=None if uid is None else uid[:2] + "*" * (len(uid) - 4) + uid[-2:],
+        replaces=credential.replaces,
+        created_at=credential.created_at,
+        ended_at=credential.ended_at,
+        offline=None if offline is None else offline_out(offline),
     )
 
 

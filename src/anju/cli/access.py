@@ -263,9 +263,11 @@ def credential_list(grant: GrantArg, org: OrgOption, data_dir: DataDirOption = N
     async def work(platform: Platform, session: AsyncSession) -> list[dict[str, Any]]:
         row = await GrantService(platform, session).get(org, grant)
         svc = CredentialService(platform, session)
+        credentials = await svc.of_grant(row)
+        offline = await svc.repo.offline_codes([c.id for c in credentials])
         out = []
-        for cred in await svc.of_grant(row):
-            entry = credential_out(cred).model_dump(mode="json")
+        for cred in credentials:
+            entry = _json(credential_out(cred, offline.get(cred.id)))
             deliveries = await svc.deliveries_of(org, cred.id)
             entry["deliveries"] = [delivery_out(d).model_dump(mode="json") for d in deliveries]
             out.append(entry)
