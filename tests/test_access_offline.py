@@ -5,6 +5,8 @@ the person and by an epoch reset."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from anju.devices.ca import ca_public_key
 from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
-from anju.protocol.access import FREEZE_COMMAND, REVOKE_COMMAND, UNFREEZE_COMMAND
+from anju.protocol.access import FREEZE_COMMAND, REVOKE_COMMAND, UNFREEZE_COMMAND, Schedule
 from tests.support.access import (
     AccessWorld,
     access_world,
@@ -252,3 +254,28 @@ async def test_windows_are_cut_to_the_grant_and_unsuitable_requests_are_refused(
         "access_conflict",
         "offline_slots_full",
     )
+
+
+@pytest.mark.req("R2")
+async def test_a_recurring_code_follows_the_shift_and_a_permanent_one_needs_an_open_grant(
+    platform: Platform, world: AccessWorld, clock: FixedClock, tmp_path: Path
+) -> None:
+    # 08:00–18:00 at UTC+8 every day; the fixture's clock is 08:00 local on 2026-01-01.
+    shift = Schedule(127, 8 * 60, 18 * 60, 480)
+    spec = replace(stay("staff-1", "staff", 30, device_ids=(world.room.device_id,)), schedule=shift)
+    owner = stay("owner-1", "owner", 0, device_ids=(world.room.device_id,))
+    async with platform.db.transaction() as session:
+        staff_grant, _ = await GrantService(platform, session).create(ACTOR, world.org_a, spec)
+        owner_grant, _ = await GrantService(platform, session).create(ACTOR, world.org_a, owner)
+    _, code, meta = await issue(platform, world, staff_grant, "recurring")
+    assert meta.kind == "recurring"
+    assert json.loads(meta.recurrence or "{}") == {"weekdays": 127, "start_hour": 0, "hours": 10}
+    _, forever, forever_meta = await issue(platform, world, owner_grant, "permanent")
+    assert forever_meta.valid_until is None
+    lock = firmware(platform, world.room, tmp_path / "room")
+    assert lock.access.enter_passcode(code).granted
+    clock.advance(hours=12)  # 20:00 local: after the shift
+    assert lock.access.enter_passcode(code).reason == "outside_schedule"
+    clock.advance(hours=12)  # 08:00 local the next day
+    assert lock.access.enter_passcode(code).granted
+    assert lock.access.enter_passcode(forever).granted
