@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import ctypes
 import gc
 import json
 import os
 import secrets
+import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +207,57 @@ async def _provision_here(
                         }
                     )
     return {"org_id": org_id, "devices": devices}
+
+
+@contextlib.asynccontextmanager
+async def served(platform: Any, broker: Any) -> AsyncIterator[tuple[Any, str]]:
+    """What ``anju serve`` runs, in this process: the gateway on ``broker`` and the HTTP API on
+    a free loopback port; yields (gateway, API base URL)."""
+    import uvicorn
+
+    from anju.cli.serve import http_app
+    from anju.gateway.options import GatewayOptions
+    from anju.gateway.runner import Gateway
+
+    gateway = Gateway(platform, broker.address, GatewayOptions())
+    await gateway.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            http_app(platform, gateway),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for it)
+            await asyncio.sleep(0.05)
+        yield gateway, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        await gateway.stop()
+
+
+@contextlib.contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile the block and write the stats to ``path`` (nothing when None)."""
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
 
 
 @contextlib.asynccontextmanager
