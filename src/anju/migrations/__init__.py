@@ -30,6 +30,9 @@ MODEL_MODULES = (
     "anju.gateway.models",
     "anju.biometrics.models",
     "anju.firmware.models",
+    "anju.unlocks.models",
+    "anju.alarms.models",
+    "anju.webhooks.models",
 )
 
 
