@@ -83,4 +83,4 @@ class AlarmsRepository:
         )
         if org_id is not None:
             query = query.where(AlarmChange.org_id == org_id)
-        return [(c, a) for c, a in (await self.session.execute(query)).tuples()]
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
