@@ -48,6 +48,9 @@ class Cap(StrEnum):
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
+    RECORDS_READ = "access.records.read"  # unlock records (subjects masked without pi.read)
+    ALARMS_MANAGE = "alarms.manage"  # see, acknowledge and clear alarms, follow the stream
+    WEBHOOKS_MANAGE = "webhooks.manage"  # register webhook endpoints, read their delivery log
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.KEYS_MANAGE,
             Cap.DEVICES_MANAGE,
             Cap.DEVICES_READ,
+            Cap.ALARMS_MANAGE,
+            Cap.WEBHOOKS_MANAGE,
         ),
         _info(
             Role.DATA_OPERATOR,
@@ -87,7 +92,9 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.PROPERTIES_READ,
         ),
-        _info(Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY),
+        _info(
+            Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY, Cap.RECORDS_READ
+        ),
         _info(
             Role.FRONT_DESK,
             "前台",
@@ -109,6 +116,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.ACCESS_MANAGE,
             Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
+            Cap.ALARMS_MANAGE,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
@@ -123,6 +132,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
             Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
         ),
         _info(Role.OFFICER, "执法人员", "Officer", Cap.OFFICER_QUERY, Cap.PI_READ_MASKED),
     )

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from anju.api.health import migration_heads
 from anju.audit import AuditLog
+from anju.background import serve_background
 from anju.cli.common import DataDirOption, fail
 from anju.cli.demo import demo_building as demo_locks
 from anju.db import Database
@@ -92,7 +93,11 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
-        async with serve_gateway(platform) as gateway, demo_locks(platform, demo_building):
+        async with (
+            serve_gateway(platform) as gateway,
+            serve_background(platform),
+            demo_locks(platform, demo_building),
+        ):
             await _serve_http(platform, gateway)
 
 

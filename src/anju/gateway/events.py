@@ -18,6 +18,7 @@ from sqlalchemy import select
 from anju.devices.models import Device
 from anju.gateway.models import DeviceEvent
 from anju.gateway.options import GatewayCounters, GatewayOptions
+from anju.gateway.records import RecordHook
 from anju.gateway.sessions import dialect_insert
 from anju.kit.aio import wait_any
 from anju.platform import Platform
@@ -59,6 +60,7 @@ class EventBatcher:
         self._options = options
         self._counters = counters
         self._on_stored = on_stored
+        self._records = RecordHook(platform)
         self._pending: dict[tuple[str, str], EventRow] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -150,9 +152,17 @@ class EventBatcher:
             # One cached statement executed for many rows ("insertmanyvalues" batches them).
             stmt = dialect_insert(session, DeviceEvent)
             stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_id"])
-            result = await session.execute(stmt.returning(DeviceEvent.event_id), values)
-            stored = len(result.all())
+            returning = stmt.returning(DeviceEvent.device_id, DeviceEvent.event_id)
+            inserted = {(r.device_id, r.event_id) for r in await session.execute(returning, values)}
+            stored = len(inserted)
+            # Signed lock records of the rows actually inserted (not the duplicates), in this
+            # transaction: used exactly once, or the batch is retried (gateway/records.py).
+            verified, refused = await self._records(
+                session, [r for r in batch if (r.device_id, r.event_id) in inserted]
+            )
         self._counters.events_stored += stored
+        self._counters.records_verified += verified
+        self._counters.records_rejected += refused
         self._counters.events_duplicate += len(batch) - stored
 
     async def drain(self) -> None:
