@@ -149,8 +149,22 @@ async def clear_lock_alarm(
 #: Handlers by event kind. ``access.receipt`` is the access domain's
 #: (``anju.access.credentials.receipts.apply_receipt``); until it is registered, verified
 #: receipts are only counted.
+async def apply_lock_receipt(
+    platform: Platform,
+    session: AsyncSession,
+    *,
+    device_id: str,
+    event_id: str,
+    record: dict[str, Any],
+) -> None:
+    """An ``access.receipt``: the lock confirms a credential or lock-wide access command."""
+    await apply_receipt(
+        platform, session, device_id=device_id, event_id=event_id, record=record["rec"]
+    )
+
+
 RECORD_HANDLERS: dict[str, RecordHandler] = {
-    RECEIPT_EVENT: apply_receipt,
+    RECEIPT_EVENT: apply_lock_receipt,
     UNLOCK_EVENT: store_unlock,
     ALARM_RAISED_EVENT: raise_lock_alarm,
     ALARM_CLEARED_EVENT: clear_lock_alarm,
