@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.fleet import (
     Connected,
+    SteppingClock,
     bench_platform,
     connect_device,
     generator_stdin,
@@ -219,7 +220,7 @@ async def prepare(platform: Any, fleet: Any, admin: Any) -> tuple[str, list[str]
 
     from anju.access.grants import DoorSelector, GrantService, GrantSpec
 
-    staff = await manager(platform, platform.clock, admin, "bench-manager")  # type: ignore[arg-type]
+    staff = await manager(platform, platform.clock, admin, "bench-manager")
     grants, subjects = [], []
     until = platform.clock.now() + timedelta(days=2)
     for start in range(0, len(fleet.devices), 200):
@@ -244,7 +245,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from anju.devices.ca import ca_public_key_pem
 
     tmp = scratch_dir("anju-bench-access-")
-    async with bench_platform(tmp, second_factor_window_seconds=3600) as platform:
+    clock = SteppingClock()
+    async with bench_platform(tmp, clock=clock, second_factor_window_seconds=3600) as platform:
         admin = await make_admin(platform, login="bench-admin", org="bench org")
         fleet = await provision(platform, tmp, args.locks, org_id=admin.org_id)
         token, grants, subjects = await prepare(platform, fleet, admin)

@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,24 @@ def load_average() -> str:
 
 
 # --- the platform side -------------------------------------------------------------------------
+class SteppingClock:
+    """The real clock, which set-up can also move forward (``advance``, as the test helpers do
+    to reach a fresh TOTP step); the figures are differences of its readings."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> datetime:
+        self._offset += timedelta(**delta)
+        return self.now()
+
+
 @contextlib.asynccontextmanager
 async def bench_platform(
-    tmp: Path, db_kind: str = "postgres", **settings: Any
+    tmp: Path, db_kind: str = "postgres", clock: Any = None, **settings: Any
 ) -> AsyncIterator[Any]:
     """A migrated database (PostgreSQL: a fresh schema, dropped afterwards) and a new keyring."""
     from sqlalchemy import text
@@ -113,7 +129,10 @@ async def bench_platform(
     db = Database(url)
     try:
         await upgrade(db)
-        yield Platform(settings=config, db=db, keys=keys)
+        if clock is None:
+            yield Platform(settings=config, db=db, keys=keys)
+        else:
+            yield Platform(settings=config, db=db, keys=keys, clock=clock)
     finally:
         await db.dispose()
         if admin is not None:
