@@ -11,7 +11,8 @@ shows. Both database backends, through the embedded broker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from anju.devices.ca import ca_public_key
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.unlocks.models import UnlockRecord
-from tests.support.access import access_world, stay
+from tests.support.access import AccessWorld, access_world, stay
 from tests.support.device_harness import fast_options, running
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
 
@@ -52,9 +53,11 @@ async def _eventually(
             await asyncio.sleep(0.1)
 
 
-async def test_passcode_freeze_and_alarm_through_the_real_gateway(
+@contextlib.asynccontextmanager
+async def room_lock_online(
     platform: Platform, clock: FixedClock, tmp_path: Path
-) -> None:
+) -> AsyncIterator[tuple[AccessWorld, LockFirmware]]:
+    """Org A's room lock running the reference firmware, connected through the real gateway."""
     w = await access_world(platform, clock, tmp_path)
     room = w.room
     identity = DeviceIdentity(room.device_id, room.certificate, ca_public_key(platform.keys))
@@ -71,71 +74,120 @@ async def test_passcode_freeze_and_alarm_through_the_real_gateway(
         )
         async with running(lock):
             await wait_until(lambda: room.device_id in gateway.ingest.held_devices(), 15.0)
+            yield w, lock
 
-            # Issue: a grant for the room and a passcode, shown once.
-            async with platform.db.transaction() as session:
-                grant, _ = await GrantService(platform, session).create(
-                    ACTOR, w.org_a, stay("guest-e2e", device_ids=(room.device_id,))
-                )
-                credential, digits = await CredentialService(platform, session).issue_passcode(
-                    ACTOR, w.org_a, grant.id
-                )
 
-            async def installed(session: AsyncSession) -> AccessDelivery | None:
-                row = await session.get(AccessDelivery, (credential.id, room.device_id))
-                return row if row is not None and row.state == "installed" else None
+async def installed_passcode(
+    platform: Platform, w: AccessWorld, subject: str
+) -> tuple[str, str, str]:
+    """(grant id, credential id, digits) once the room lock's signed receipt says installed."""
+    async with platform.db.transaction() as session:
+        grant, _ = await GrantService(platform, session).create(
+            ACTOR, w.org_a, stay(subject, device_ids=(w.room.device_id,))
+        )
+        credential, digits = await CredentialService(platform, session).issue_passcode(
+            ACTOR, w.org_a, grant.id
+        )
 
-            delivery = await _eventually(platform, installed)
-            assert delivery.confirmed_at is not None
+    async def installed(session: AsyncSession) -> AccessDelivery | None:
+        row = await session.get(AccessDelivery, (credential.id, w.room.device_id))
+        return row if row is not None and row.state == "installed" else None
 
-            # The lock opens for the passcode; the signed record reaches the platform.
-            verdict = lock.access.enter_passcode(digits)
-            assert verdict.granted
-            assert verdict.cred == credential.id
+    delivery = await _eventually(platform, installed)
+    assert delivery.confirmed_at is not None
+    return grant.id, credential.id, digits
 
-            async def unlock_record(session: AsyncSession) -> UnlockRecord | None:
-                query = select(UnlockRecord).where(UnlockRecord.event_id == verdict.event_id)
-                return (await session.execute(query)).scalar_one_or_none()
 
-            record = await _eventually(platform, unlock_record)
-            assert (record.result, record.method, record.credential_id) == (
-                "granted",
-                "passcode",
-                credential.id,
+async def test_passcode_freeze_and_alarm_through_the_real_gateway(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    async with room_lock_online(platform, clock, tmp_path) as (w, lock):
+        room = w.room
+        _, credential_id, digits = await installed_passcode(platform, w, "guest-e2e")
+
+        # The lock opens for the passcode; the signed record reaches the platform.
+        verdict = lock.access.enter_passcode(digits)
+        assert verdict.granted
+        assert verdict.cred == credential_id
+
+        async def unlock_record(session: AsyncSession) -> UnlockRecord | None:
+            query = select(UnlockRecord).where(UnlockRecord.event_id == verdict.event_id)
+            return (await session.execute(query)).scalar_one_or_none()
+
+        record = await _eventually(platform, unlock_record)
+        assert (record.result, record.method, record.credential_id) == (
+            "granted",
+            "passcode",
+            credential_id,
+        )
+        assert (record.place_kind, record.place_ref) == ("room", "101")
+        assert digits not in record.record  # the record names the credential, never the code
+
+        # Freeze: the lock confirms with a signed receipt, then refuses the same passcode.
+        async with platform.db.transaction() as session:
+            frozen = await FreezeService(platform, session).freeze(
+                ACTOR, w.org_a, "guest-e2e", "arrears"
             )
-            assert (record.place_kind, record.place_ref) == ("room", "101")
-            assert digits not in record.record  # the record names the credential, never the code
 
-            # Freeze: the lock confirms with a signed receipt, then refuses the same passcode.
-            async with platform.db.transaction() as session:
-                frozen = await FreezeService(platform, session).freeze(
-                    ACTOR, w.org_a, "guest-e2e", "arrears"
-                )
+        async def freeze_applied(session: AsyncSession) -> bool:
+            query = select(AccessLockOperation).where(
+                AccessLockOperation.freeze_id == frozen.freeze.id,
+                AccessLockOperation.device_id == room.device_id,
+            )
+            row = (await session.execute(query)).scalar_one_or_none()
+            return row is not None and row.state == "applied"
 
-            async def freeze_applied(session: AsyncSession) -> bool:
-                query = select(AccessLockOperation).where(
-                    AccessLockOperation.freeze_id == frozen.freeze.id,
-                    AccessLockOperation.device_id == room.device_id,
-                )
-                row = (await session.execute(query)).scalar_one_or_none()
-                return row is not None and row.state == "applied"
+        await _eventually(platform, freeze_applied)
+        refused = lock.access.enter_passcode(digits)
+        assert not refused.granted
+        assert refused.reason == "frozen"
 
-            await _eventually(platform, freeze_applied)
-            refused = lock.access.enter_passcode(digits)
-            assert not refused.granted
-            assert refused.reason == "frozen"
+        # Brute force: five wrong guesses lock the keypad and raise an alarm on the platform.
+        wrong = "0" * len(digits) if digits != "0" * len(digits) else "1" * len(digits)
+        for _ in range(5):
+            assert not lock.access.enter_passcode(wrong).granted
+        assert lock.access.enter_passcode(wrong).reason == "locked_out"
 
-            # Brute force: five wrong guesses lock the keypad and raise an alarm on the platform.
-            wrong = "0" * len(digits) if digits != "0" * len(digits) else "1" * len(digits)
-            for _ in range(5):
-                assert not lock.access.enter_passcode(wrong).granted
-            assert lock.access.enter_passcode(wrong).reason == "locked_out"
+        async def alarm(session: AsyncSession) -> Alarm | None:
+            query = select(Alarm).where(
+                Alarm.device_id == room.device_id, Alarm.kind == "wrong_attempts"
+            )
+            return (await session.execute(query)).scalars().first()
 
-            async def alarm(session: AsyncSession) -> Alarm | None:
-                query = select(Alarm).where(
-                    Alarm.device_id == room.device_id, Alarm.kind == "wrong_attempts"
-                )
-                return (await session.execute(query)).scalars().first()
+        raised = await _eventually(platform, alarm)
+        assert (raised.source, raised.status, raised.org_id) == ("lock", "active", w.org_a)
 
-            raised = await _eventually(platform, alarm)
-            assert (raised.source, raised.status, raised.org_id) == ("lock", "active", w.org_a)
+
+async def test_check_out_wipes_the_person_from_the_lock_with_a_signed_confirmation(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    async with room_lock_online(platform, clock, tmp_path) as (w, lock):
+        grant_id, credential_id, digits = await installed_passcode(platform, w, "guest-out")
+        assert lock.access.enter_passcode(digits).granted
+
+        # Check-out: the grant ends; the lock is told to wipe the person and confirms it.
+        async with platform.db.transaction() as session:
+            await GrantService(platform, session).revoke(
+                ACTOR, w.org_a, grant_id, reason="checked_out"
+            )
+
+        async def wiped(session: AsyncSession) -> bool:
+            query = select(AccessLockOperation).where(
+                AccessLockOperation.device_id == w.room.device_id,
+                AccessLockOperation.op == "wipe",
+            )
+            row = (await session.execute(query)).scalar_one_or_none()
+            delivery = await session.get(AccessDelivery, (credential_id, w.room.device_id))
+            return (
+                row is not None
+                and row.state == "applied"
+                and row.confirmed_at is not None
+                and delivery is not None
+                and delivery.state == "removed"
+            )
+
+        await _eventually(platform, wiped)
+        assert lock.access.store.of_subject("guest-out") == []
+        refused = lock.access.enter_passcode(digits)
+        assert not refused.granted
+        assert refused.reason == "unknown_credential"
