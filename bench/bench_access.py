@@ -35,8 +35,8 @@ from bench.fleet import (
     SteppingClock,
     bench_platform,
     connect_device,
+    generator_main,
     generator_stdin,
-    load_average,
     now_ms,
     open_secure_elements,
     percentiles,
@@ -348,20 +348,12 @@ def report(r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--locks", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--freezes", type=int, default=100)
     parser.add_argument("--freeze-rate", type=float, default=10.0)
-    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
-    args = parser.parse_args()
-    if args.generator:
-        asyncio.run(generator())
-        return
-    print(f"# {load_average()} before the run", flush=True)
-    report(asyncio.run(run(args)))
-    print(f"# {load_average()} after the run", flush=True)
+    generator_main(parser, generator, run, report)
 
 
 if __name__ == "__main__":

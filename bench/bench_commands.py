@@ -32,8 +32,8 @@ from bench.fleet import (
     Connected,
     bench_platform,
     connect_device,
+    generator_main,
     generator_stdin,
-    load_average,
     open_secure_elements,
     percentiles,
     private_mosquitto,
@@ -236,18 +236,15 @@ def report(r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--devices", type=int, default=200)
-    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
-    args = parser.parse_args()
-    if args.generator:
-        asyncio.run(generator())
-        return
-    print(f"# {load_average()} before the run", flush=True)
-    report(asyncio.run(run(args.devices, args.rate, args.seconds, args.profile)))
-    print(f"# {load_average()} after the run", flush=True)
+    generator_main(
+        parser,
+        generator,
+        lambda args: run(args.devices, args.rate, args.seconds, args.profile),
+        report,
+    )
 
 
 if __name__ == "__main__":

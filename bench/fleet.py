@@ -14,6 +14,7 @@ measure the disk, not the platform. A real lock has its own flash.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import cProfile
@@ -27,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -262,6 +263,26 @@ async def served(platform: Any, broker: Any) -> AsyncIterator[tuple[Any, str]]:
         server.should_exit = True
         await serving
         await gateway.stop()
+
+
+def generator_main(
+    parser: argparse.ArgumentParser,
+    generator: Callable[[], Coroutine[Any, Any, None]],
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """The command line of a benchmark with a load-generator process: ``--generator`` runs the
+    generator (started by :func:`start_generator`), otherwise the measured run with the load
+    average printed around it; ``--profile FILE`` is for ``run`` to pass to :func:`profiled`."""
+    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
+    args = parser.parse_args()
+    if args.generator:
+        asyncio.run(generator())
+        return
+    print(f"# {load_average()} before the run", flush=True)
+    report(asyncio.run(run(args)))
+    print(f"# {load_average()} after the run", flush=True)
 
 
 @contextlib.contextmanager
