@@ -30,6 +30,8 @@ MODEL_MODULES = (
     "anju.gateway.models",
     "anju.biometrics.models",
     "anju.firmware.models",
+    "anju.consent.models",
+    "anju.retention.models",
 )
 
 
