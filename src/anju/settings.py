@@ -79,6 +79,15 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
 
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Retention overrides in days per data kind, e.g. "
+        '{"biometric_capture_log": 90}; see docs/retention.md for the kinds and their minimums.',
+    )
+    retention_sweep_seconds: float = Field(
+        default=3600.0, ge=0, description="How often `anju serve` runs the retention sweep; 0: never."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
