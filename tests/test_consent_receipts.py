@@ -43,7 +43,8 @@ async def test_a_receipt_names_the_notice_text_and_verifies_with_the_platform_ke
         "given",
         "front_desk",
     )
-    assert body["separate"] is True and body["subject_id"] == "guest-r"
+    assert body["separate"] is True
+    assert body["subject_id"] == "guest-r"
     assert body["actor"] == "account:clerk-1"
 
 

@@ -104,8 +104,10 @@ async def test_a_new_notice_version_makes_earlier_consent_stale(platform: Platfo
     assert (await _check(platform, "guest-2", "lock_credential_issue")).allowed
     await publish(platform, face_notice("人脸信息仅用于开锁；新增：可随时在隐私设置中撤回。"))
     stale = await _check(platform, "guest-2", "lock_credential_issue")
-    assert stale.status is ConsentStatus.STALE and not stale.allowed
-    assert stale.notices[0].consented_version == 1 and stale.notices[0].version == 2
+    assert stale.status is ConsentStatus.STALE
+    assert not stale.allowed
+    assert stale.notices[0].consented_version == 1
+    assert stale.notices[0].version == 2
     # Consent to the outdated text is refused; consent to the new one restores the purpose.
     with pytest.raises(AnjuError) as outdated:
         await record(

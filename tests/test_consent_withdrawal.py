@@ -73,7 +73,9 @@ async def test_withdrawing_face_consent_revokes_templates_and_blocks_decryption(
     )
     async with platform.db.transaction() as session:
         stored = await session.get(FaceTemplate, row.id)
-        assert stored is not None and stored.template is None and stored.revoked_at is not None
+        assert stored is not None
+        assert stored.template is None
+        assert stored.revoked_at is not None
         with pytest.raises(AnjuError) as gone:
             await BiometricService(platform, session).require_template("guest-w")
     assert gone.value.code == "not_found"

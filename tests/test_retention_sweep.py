@@ -87,7 +87,8 @@ async def test_swept_data_cannot_be_read_even_with_the_database_and_the_key_file
                     actor="account:thief",
                 )
         template = await session.get(FaceTemplate, gone_row)
-        assert template is not None and template.template is None
+        assert template is not None
+        assert template.template is None
         # The guest still staying is untouched.
         opened = await PIVault(thief).open_bytes(
             session,
@@ -107,7 +108,8 @@ async def test_swept_data_cannot_be_read_even_with_the_database_and_the_key_file
     for entry in kinds.values():
         assert entry["subject_ids"] == "guest-gone"
         assert entry["reason"] == "retention_period_passed"
-        assert entry["anchor"] == "check_out" and entry["removed"] == 1
+        assert entry["anchor"] == "check_out"
+        assert entry["removed"] == 1
     assert "张三" not in json.dumps([str(e) for e in swept], ensure_ascii=False)
 
 
@@ -124,7 +126,8 @@ async def test_nothing_is_swept_before_the_period_ends_and_a_second_sweep_finds_
     clock.advance(days=2)
     due = await run_sweep(platform)
     again = await run_sweep(platform)
-    assert due.counts["subject_data_key"] == 1 and due.removed == 1
+    assert due.counts["subject_data_key"] == 1
+    assert due.removed == 1
     assert again.removed == 0
 
 
@@ -148,4 +151,5 @@ async def test_capture_log_rows_older_than_their_period_are_deleted(
         left = (await session.execute(select(FaceCapture.subject_id))).scalars().all()
     assert left == ["guest-new"]
     (entry,) = [e for e in await _swept_entries(platform) if e["kind"] == "biometric_capture_log"]
-    assert entry["subject_ids"] == "guest-old" and entry["days"] == 180
+    assert entry["subject_ids"] == "guest-old"
+    assert entry["days"] == 180

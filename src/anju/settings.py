@@ -85,7 +85,9 @@ class Settings(BaseSettings):
         '{"biometric_capture_log": 90}; see docs/retention.md for the kinds and their minimums.',
     )
     retention_sweep_seconds: float = Field(
-        default=3600.0, ge=0, description="How often `anju serve` runs the retention sweep; 0: never."
+        default=3600.0,
+        ge=0,
+        description="How often `anju serve` runs the retention sweep; 0: never.",
     )
 
     @field_validator("database_url")

@@ -47,6 +47,9 @@ class Cap(StrEnum):
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
+    NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
+    CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
+    RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.STAYS_READ,
             Cap.PROPERTIES_READ,
+            Cap.NOTICES_MANAGE,
+            Cap.CONSENT_RECORD,
+            Cap.RETENTION_MANAGE,
         ),
         _info(Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY),
         _info(
@@ -97,6 +103,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -111,6 +118,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.LANDLORD,
@@ -134,6 +142,8 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.OFFICER_QUERY,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.CONSENT_RECORD,
+        Cap.RETENTION_MANAGE,
     }
 )
 

@@ -27,6 +27,7 @@ from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
 from anju.privacy.vault import PIVault
+from anju.retention.tasks import sweep_periodically
 from anju.settings import Settings, load_settings
 
 logger = logging.getLogger("anju.serve")
@@ -203,11 +204,12 @@ async def _serve_http(platform: Platform, gateway: Gateway | None = None) -> Non
         loop.add_signal_handler(sig, on_signal, sig)
     stop = asyncio.Event()
     checkpoints = asyncio.create_task(audit_checkpoints(platform, stop))
+    retention = asyncio.create_task(sweep_periodically(platform, stop))
     try:
         await server.serve()
     finally:
         stop.set()
-        await asyncio.gather(checkpoints, return_exceptions=True)
+        await asyncio.gather(checkpoints, retention, return_exceptions=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("anju stopped")

@@ -328,7 +328,9 @@ class ConsentService:
             try:
                 Category(category)
             except ValueError:
-                raise InvalidInput(f"未知个人信息类别 / unknown PI category {category[:40]!r}")
+                raise InvalidInput(
+                    f"未知个人信息类别 / unknown PI category {category[:40]!r}"
+                ) from None
         answers: list[NoticeAnswer] = []
         for notice in await self._repo.current_notices(org_id):
             item = next(
@@ -395,4 +397,6 @@ def _status(last: ConsentEvent | None, current_version: int) -> ConsentStatus:
         return ConsentStatus.WITHDRAWN
     if last.action == ConsentAction.REFUSED:
         return ConsentStatus.REFUSED
-    return ConsentStatus.CONSENTED if last.notice_version == current_version else ConsentStatus.STALE
+    return (
+        ConsentStatus.CONSENTED if last.notice_version == current_version else ConsentStatus.STALE
+    )

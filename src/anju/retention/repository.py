@@ -54,9 +54,7 @@ class RetentionRepository:
         return (await self.session.execute(query)).scalars().all()
 
     # --- due data --------------------------------------------------------------------------
-    async def subjects_with_templates(
-        self, anchor: str, cutoff: datetime, limit: int
-    ) -> list[str]:
+    async def subjects_with_templates(self, anchor: str, cutoff: datetime, limit: int) -> list[str]:
         """Due subjects that still have a sealed template."""
         query = (
             select(FaceTemplate.subject_id)

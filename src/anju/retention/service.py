@@ -114,9 +114,7 @@ class RetentionService:
     async def anchors(self, subject_id: str) -> list[RetentionAnchorEvent]:
         return list(await self._repo.anchors_of(check_subject_id(subject_id)))
 
-    async def close_account(
-        self, org_id: str, actor: str, subject_id: str, *, channel: str
-    ) -> int:
+    async def close_account(self, org_id: str, actor: str, subject_id: str, *, channel: str) -> int:
         """Account closure: every consent withdrawn (hooks run), and everything anchored on
         closure counts from now. Returns how many consents were withdrawn."""
         consents = ConsentService(self._platform, self._session)
