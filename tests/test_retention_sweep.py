@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -19,7 +20,7 @@ from anju.platform import Platform
 from anju.privacy.column import Sealed
 from anju.privacy.vault import PIVault
 from anju.retention.service import RetentionService
-from anju.retention.tasks import run_sweep
+from anju.retention.tasks import run_sweep, sweep_periodically
 
 DESK = Operator("account:clerk-1", "kiosk-1", "org-hotel-a")
 
@@ -153,3 +154,33 @@ async def test_capture_log_rows_older_than_their_period_are_deleted(
     (entry,) = [e for e in await _swept_entries(platform) if e["kind"] == "biometric_capture_log"]
     assert entry["subject_ids"] == "guest-old"
     assert entry["days"] == 180
+
+
+@pytest.mark.req("L10", "F5")
+async def test_the_serve_loop_sweeps_on_its_interval_and_stops(
+    platform: Platform, clock: FixedClock
+) -> None:
+    await _enrol(platform, "guest-loop")
+    await _check_out(platform, "guest-loop")
+    clock.advance(days=31)
+    settings = platform.settings.model_copy(update={"retention_sweep_seconds": 0.05})
+    looping = Platform(settings, platform.db, platform.keys, clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(sweep_periodically(looping, stop))
+    for _ in range(200):
+        async with platform.db.transaction() as session:
+            runs = await RetentionService(platform, session).runs()
+        if len(runs) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert len(runs) >= 2
+    assert sum(r.removed for r in runs) == 2  # the template and the key, once
+    off = Platform(
+        platform.settings.model_copy(update={"retention_sweep_seconds": 0}),
+        platform.db,
+        platform.keys,
+        clock,
+    )
+    await asyncio.wait_for(sweep_periodically(off, asyncio.Event()), timeout=1)
