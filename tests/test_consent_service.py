@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
 
@@ -245,3 +247,42 @@ async def test_notices_and_consents_belong_to_one_organisation(platform: Platfor
         )
         assert await ConsentService(platform, session).events(OTHER_ORG, "guest-5") == []
     assert other.status is ConsentStatus.NO_NOTICE
+
+
+@pytest.mark.req("L4")
+async def test_concurrent_events_of_one_subject_never_share_a_place_in_its_history(
+    platform: Platform,
+) -> None:
+    await publish(platform, privacy_policy())
+    fields = {
+        "subject_id": "guest-6",
+        "kind": "privacy_policy",
+        "version": 1,
+        "purpose": "identity_verification",
+        "action": "given",
+        "channel": "kiosk",
+    }
+    first_done = asyncio.Event()
+
+    async def first() -> None:
+        async with platform.db.transaction() as session:
+            await ConsentService(platform, session).record(ORG, "account:a", **fields)
+            await asyncio.sleep(0.2)  # the second writer starts while this one is open
+        first_done.set()
+
+    async def second() -> str:
+        await asyncio.sleep(0.05)
+        try:
+            async with platform.db.transaction() as session:
+                await ConsentService(platform, session).record(ORG, "account:b", **fields)
+        except AnjuError as error:
+            return error.code
+        return "recorded"
+
+    _, outcome = await asyncio.gather(first(), second())
+    assert first_done.is_set()
+    assert outcome in {"recorded", "concurrent_change"}
+    async with platform.db.transaction() as session:
+        events = await ConsentService(platform, session).events(ORG, "guest-6")
+    seqs = [e.seq for e in events]
+    assert len(seqs) == len(set(seqs)) == (2 if outcome == "recorded" else 1)

@@ -42,6 +42,8 @@ class ConsentEvent(Base):
     __table_args__ = (
         Index("ix_consent_events_subject", "org_id", "subject_id", "notice_kind", "purpose"),
         Index("ix_consent_events_subject_id", "subject_id"),
+        # Two concurrent events of one subject cannot take the same place in its history.
+        UniqueConstraint("org_id", "subject_id", "seq", name="uq_consent_events_seq"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.consent.models import ConsentEvent, Notice
@@ -15,9 +16,15 @@ class ConsentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: Notice | ConsentEvent) -> None:
-        self.session.add(row)
-        await self.session.flush()
+    async def add(self, row: Notice | ConsentEvent) -> bool:
+        """Insert ``row``; False when a concurrent writer took its version or sequence number."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+        except DbIntegrityError:
+            return False
+        return True
 
     # --- notices ---------------------------------------------------------------------------
     async def latest_notice(

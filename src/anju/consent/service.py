@@ -54,6 +54,16 @@ class NothingToWithdraw(Conflict):
     code = "nothing_to_withdraw"
 
 
+class ConcurrentChange(Conflict):
+    code = "concurrent_change"
+
+
+def _concurrent() -> ConcurrentChange:
+    return ConcurrentChange(
+        "另一操作同时修改了该记录，请重试 / another change was made at the same time; try again"
+    )
+
+
 class ConsentStatus(StrEnum):
     """The answer of the consent check, per purpose."""
 
@@ -165,7 +175,8 @@ class ConsentService:
             published_at=self._platform.clock.now(),
             published_by=actor,
         )
-        await self._repo.add(notice)
+        if not await self._repo.add(notice):
+            raise _concurrent()
         await self._audit.record(
             self._session,
             action="consent.notice_published",
@@ -251,7 +262,8 @@ class ConsentService:
             signature=b"",
         )
         event.signature = self._signer().sign(canonical(self.receipt_body(event)))
-        await self._repo.add(event)
+        if not await self._repo.add(event):
+            raise _concurrent()
         await self._audit.record(
             self._session,
             action=f"consent.{act.value}",

@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_consent_events"),
+        sa.UniqueConstraint("org_id", "subject_id", "seq", name="uq_consent_events_seq"),
     )
     op.create_index(
         "ix_consent_events_subject",
