@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -18,9 +19,11 @@ from anju.kit.clock import FixedClock
 from anju.kit.keyring import FileKeyProvider
 from anju.platform import Platform
 from anju.privacy.column import Sealed
+from anju.privacy.models import SubjectDataKey
 from anju.privacy.vault import PIVault
 from anju.retention.service import RetentionService
 from anju.retention.tasks import run_sweep, sweep_periodically
+from tests.support.plaintext_scan import platform_storage_files
 
 DESK = Operator("account:clerk-1", "kiosk-1", "org-hotel-a")
 
@@ -184,3 +187,24 @@ async def test_the_serve_loop_sweeps_on_its_interval_and_stops(
         clock,
     )
     await asyncio.wait_for(sweep_periodically(off, asyncio.Event()), timeout=1)
+
+
+@pytest.mark.req("L10", "L12", "L14")
+async def test_no_copy_of_a_shredded_key_is_left_in_the_database_files(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    await _enrol(platform, "guest-files")
+    async with platform.db.transaction() as session:
+        key = await session.get(SubjectDataKey, ("guest-files", 1))
+        assert key is not None
+        assert key.wrapped_key is not None
+        wrapped = bytes(key.wrapped_key)
+    await _check_out(platform, "guest-files")
+    clock.advance(days=31)
+    assert (await run_sweep(platform)).counts["subject_data_key"] == 1
+    files = platform_storage_files(platform.settings.resolved_database_url, tmp_path)
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert wrapped not in data, path  # SQLite file, WAL and journal, byte for byte
+        assert wrapped.hex().encode() not in data, path  # a pg_dump prints bytea as hex

@@ -52,7 +52,26 @@ async def run_sweep(
             more = batch.more
     async with platform.db.transaction() as session:
         await RetentionService(platform, session).finish_run(report, actor, platform.clock.now())
+    if report.removed:
+        await truncate_sqlite_wal(platform)
     return report
+
+
+async def truncate_sqlite_wal(platform: Platform) -> None:
+    """On SQLite, copy the WAL into the database and truncate it.
+
+    ``secure_delete`` zeroes removed bytes in the new page versions, but the WAL still holds the
+    old versions (a shredded wrapped key among them) until a checkpoint; TRUNCATE empties it.
+    Busy readers can delay it: the next sweep or SQLite's own checkpoint finishes the job.
+    """
+    if not platform.db.url.startswith("sqlite"):
+        return
+    async with platform.db.engine.connect() as conn:
+        # Outside any transaction (a checkpoint cannot run inside one): the driver directly.
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await cursor.close()
 
 
 async def sweep_periodically(platform: Platform, stop: asyncio.Event) -> None:
