@@ -101,3 +101,43 @@ def test_retention_policies_sweep_and_overrides(data_dir: Path) -> None:
         (data_dir / "anju.toml").write_text(f"[retention_days]\n{toml}\n")
         refused = runner.invoke(app, ["retention", "policies", "--data-dir", str(data_dir)])
         assert refused.exit_code == 2, toml
+
+
+@pytest.mark.req("L4", "L6")
+def test_publish_and_list_notices_from_the_command_line(data_dir: Path, tmp_path: Path) -> None:
+    notice = {
+        "kind": "regulator_reporting",
+        "title_zh": "向公安机关报送告知",
+        "title_en": "Reporting to the regulator",
+        "text_zh": "依法报送身份信息与开锁记录。",
+        "text_en": "Identity and unlock records are reported as the law asks.",
+        "items": [
+            {
+                "purpose": "regulator_report",
+                "categories": ["name", "identity_number"],
+                "required": True,
+            }
+        ],
+    }
+    path = tmp_path / "notice.json"
+    path.write_text(json.dumps(notice, ensure_ascii=False), encoding="utf-8")
+    args = ["--org", "org-cli", "--data-dir", str(data_dir)]
+    published = runner.invoke(app, ["consent", "publish", str(path), *args])
+    assert published.exit_code == 0, published.output
+    assert published.output.startswith("regulator_reporting v1 SM3 ")
+    again = runner.invoke(app, ["consent", "publish", str(path), *args])
+    assert again.exit_code == 1
+    assert "notice_unchanged" in again.output
+    listed = runner.invoke(app, ["consent", "notices", *args])
+    assert "regulator_reporting  v1" in listed.output
+    assert "regulator_report" in listed.output
+    assert (
+        runner.invoke(
+            app, ["consent", "notices", "--org", "org-other", "--data-dir", str(data_dir)]
+        ).output
+        == ""
+    )
+    path.write_text(json.dumps(notice | {"kind": "advertising"}))
+    assert runner.invoke(app, ["consent", "publish", str(path), *args]).exit_code == 2
+    path.write_text("{")
+    assert runner.invoke(app, ["consent", "publish", str(path), *args]).exit_code == 2

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from anju.cli.common import DataDirOption, fail, run, settings_for
+from anju.consent.notices import build_content, items_from_json
 from anju.consent.receipts import CONSENT_SIGNER, load_receipt, verify_receipt
+from anju.consent.service import ConsentService
 from anju.errors import AnjuError, ConfigurationError
 from anju.kit.crypto import SM2PublicKey
 from anju.platform import open_key_provider, open_platform
@@ -17,10 +19,77 @@ from anju.retention.policies import resolve_policies
 from anju.retention.sweepers import standard_sweepers
 from anju.retention.tasks import DEFAULT_BATCH, SYSTEM_ACTOR, run_sweep
 
-app = typer.Typer(help="告知与同意 / Notice and consent: receipts.", no_args_is_help=True)
+app = typer.Typer(help="告知与同意 / Notice and consent: notices, receipts.", no_args_is_help=True)
 retention_app = typer.Typer(
     help="保存期限 / Retention: policies and the sweep.", no_args_is_help=True
 )
+
+
+OrgOption = Annotated[str, typer.Option("--org", help="The organisation's id.")]
+CLI_ACTOR = "cli"
+
+
+@app.command("publish")
+def publish_command(
+    notice: Annotated[
+        Path,
+        typer.Argument(
+            help="Notice JSON: kind, title_zh, title_en, text_zh, text_en, items "
+            "[{purpose, categories, required}] (the body of POST /api/v1/notices).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    org: OrgOption,
+    data_dir: DataDirOption = None,
+) -> None:
+    """发布告知新版本 / Publish the next version of a notice from a JSON file (audited)."""
+    settings = settings_for(data_dir)
+    try:
+        raw = json.loads(notice.read_text(encoding="utf-8"))
+        content = build_content(
+            str(raw["kind"]),
+            title_zh=str(raw["title_zh"]),
+            title_en=str(raw["title_en"]),
+            text_zh=str(raw["text_zh"]),
+            text_en=str(raw["text_en"]),
+            items=[
+                (str(i["purpose"]), [str(c) for c in i["categories"]], bool(i["required"]))
+                for i in raw["items"]
+            ],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"告知文件无效 / bad notice file: {type(exc).__name__} {exc}"[:300], code=2)
+    except AnjuError as exc:
+        fail(f"{exc.message} [{exc.code}]", code=2)
+
+    async def go() -> str:
+        async with open_platform(settings) as platform, platform.db.transaction() as session:
+            row = await ConsentService(platform, session).publish(org, CLI_ACTOR, content)
+            return f"{row.kind} v{row.version} SM3 {bytes(row.content_hash).hex()}"
+
+    typer.echo(run(go()))
+
+
+@app.command("notices")
+def notices_command(org: OrgOption, data_dir: DataDirOption = None) -> None:
+    """现行告知 / List the organisation's notices in force (kind, version, hash, purposes)."""
+    settings = settings_for(data_dir)
+
+    async def go() -> list[str]:
+        async with open_platform(settings) as platform, platform.db.transaction() as session:
+            rows = await ConsentService(platform, session).current_notices(org)
+            return [
+                f"{r.kind:20} v{r.version:<4} {bytes(r.content_hash).hex()[:16]}…  "
+                + ", ".join(
+                    f"{i.purpose.value}{'' if i.required else ' (optional)'}"
+                    for i in items_from_json(r.items)
+                )
+                for r in rows
+            ]
+
+    for line in run(go()):
+        typer.echo(line)
 
 
 @app.command("verify-receipt")
