@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from anju.consent.models import ConsentEvent
-from anju.consent.service import ConsentService, ConsentStatus
+from anju.consent.rules import ConsentStatus
+from anju.consent.service import ConsentService
 from anju.errors import AnjuError, InvalidInput
 from anju.kit.clock import FixedClock
 from anju.platform import Platform

@@ -10,7 +10,8 @@ from anju.biometrics.service import BiometricService, Operator
 from anju.consent.gate import ConsentedVault, ConsentRequired
 from anju.consent.hooks import Withdrawal, standard_hooks
 from anju.consent.notices import NoticeKind
-from anju.consent.service import ConsentService, ConsentStatus
+from anju.consent.rules import ConsentStatus
+from anju.consent.service import ConsentService
 from anju.errors import AnjuError
 from anju.face.template import ProtectedTemplate
 from anju.platform import Platform

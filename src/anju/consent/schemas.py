@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from anju.consent.models import ConsentEvent, Notice
 from anju.consent.notices import MAX_ITEMS, MAX_TEXT, MAX_TITLE, items_from_json
-from anju.consent.service import ConsentCheck
+from anju.consent.rules import ConsentCheck
 
 SubjectField = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +12,6 @@ from anju.consent.hooks import Withdrawal, WithdrawalHooks, standard_hooks
 from anju.consent.models import ConsentEvent, Notice
 from anju.consent.notices import (
     SEPARATE_KINDS,
-    Channel,
     ConsentAction,
     NoticeContent,
     NoticeKind,
@@ -26,117 +22,26 @@ from anju.consent.notices import (
 )
 from anju.consent.receipts import CONSENT_SIGNER, RECEIPT_FORMAT, canonical
 from anju.consent.repository import ConsentRepository
-from anju.errors import Conflict, InvalidInput, NotFound
+from anju.consent.rules import (
+    PRECEDENCE,
+    ConsentCheck,
+    ConsentStatus,
+    NothingToWithdraw,
+    NoticeAnswer,
+    NoticeOutdated,
+    NoticeUnchanged,
+    PurposeNotInNotice,
+    UnknownNoticeVersion,
+    check_subject_id,
+    concurrent_change,
+    parse_action,
+    parse_channel,
+    status_of,
+)
+from anju.errors import InvalidInput, NotFound
 from anju.kit.crypto import SM2PublicKey, random_bytes
 from anju.platform import Platform
 from anju.privacy.inventory import Category
-
-SUBJECT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class UnknownNoticeVersion(NotFound):
-    code = "unknown_notice_version"
-
-
-class NoticeOutdated(Conflict):
-    code = "notice_outdated"
-
-
-class NoticeUnchanged(Conflict):
-    code = "notice_unchanged"
-
-
-class PurposeNotInNotice(InvalidInput):
-    code = "purpose_not_in_notice"
-
-
-class NothingToWithdraw(Conflict):
-    code = "nothing_to_withdraw"
-
-
-class ConcurrentChange(Conflict):
-    code = "concurrent_change"
-
-
-def _concurrent() -> ConcurrentChange:
-    return ConcurrentChange(
-        "另一操作同时修改了该记录，请重试 / another change was made at the same time; try again"
-    )
-
-
-class ConsentStatus(StrEnum):
-    """The answer of the consent check, per purpose."""
-
-    CONSENTED = "consented"  # given under the notice version in force
-    STALE = "stale"  # given under an earlier version: not enough for new processing
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
-    NOT_ASKED = "not_asked"
-    NO_NOTICE = "no_notice"  # no notice in force covers the purpose
-
-
-# When several notices cover a purpose, the worst answer wins.
-_PRECEDENCE = [
-    ConsentStatus.WITHDRAWN,
-    ConsentStatus.REFUSED,
-    ConsentStatus.STALE,
-    ConsentStatus.NOT_ASKED,
-    ConsentStatus.CONSENTED,
-]
-
-
-@dataclass(frozen=True)
-class NoticeAnswer:
-    kind: str
-    version: int
-    required: bool
-    status: ConsentStatus
-    consented_version: int | None
-
-
-@dataclass(frozen=True)
-class ConsentCheck:
-    """May ``purpose`` be used for ``subject_id`` now, and why (per notice covering it)."""
-
-    subject_id: str
-    purpose: str
-    category: str | None
-    status: ConsentStatus
-    notices: list[NoticeAnswer] = field(default_factory=list)
-
-    @property
-    def allowed(self) -> bool:
-        return self.status is ConsentStatus.CONSENTED
-
-
-def check_subject_id(subject_id: str) -> str:
-    """The subject id if it is an opaque pseudonym (``[A-Za-z0-9_-]``, 1–64), else InvalidInput."""
-    if not isinstance(subject_id, str) or not SUBJECT_PATTERN.match(subject_id):
-        raise InvalidInput(
-            "主体标识须为 1–64 个字母、数字、_ 或 - / a subject id is 1–64 of A-Z a-z 0-9 _ -",
-            details={"field": "subject_id"},
-        )
-    return subject_id
-
-
-def parse_action(value: str) -> ConsentAction:
-    try:
-        return ConsentAction(value)
-    except ValueError:
-        raise InvalidInput(
-            f"未知同意动作 / unknown consent action {value[:20]!r}",
-            details={"known": [a.value for a in ConsentAction]},
-        ) from None
-
-
-def parse_channel(value: str) -> Channel:
-    try:
-        return Channel(value)
-    except ValueError:
-        raise InvalidInput(
-            f"未知渠道 / unknown channel {value[:20]!r}",
-            details={"known": [c.value for c in Channel]},
-        ) from None
 
 
 class ConsentService:
@@ -176,7 +81,7 @@ class ConsentService:
             published_by=actor,
         )
         if not await self._repo.add(notice):
-            raise _concurrent()
+            raise concurrent_change()
         await self._audit.record(
             self._session,
             action="consent.notice_published",
@@ -263,7 +168,7 @@ class ConsentService:
         )
         event.signature = self._signer().sign(canonical(self.receipt_body(event)))
         if not await self._repo.add(event):
-            raise _concurrent()
+            raise concurrent_change()
         await self._audit.record(
             self._session,
             action=f"consent.{act.value}",
@@ -356,13 +261,13 @@ class ConsentService:
                     notice.kind,
                     notice.version,
                     item.required,
-                    _status(last, notice.version),
+                    status_of(last, notice.version),
                     None if last is None else last.notice_version,
                 )
             )
         if not answers:
             return ConsentCheck(subject_id, purpose, category, ConsentStatus.NO_NOTICE)
-        worst = min((a.status for a in answers), key=_PRECEDENCE.index)
+        worst = min((a.status for a in answers), key=PRECEDENCE.index)
         return ConsentCheck(subject_id, purpose, category, worst, answers)
 
     # --- receipts --------------------------------------------------------------------------
@@ -400,15 +305,3 @@ class ConsentService:
     def receipt(self, event: ConsentEvent) -> dict[str, Any]:
         """The receipt the person downloads: the body and its SM2 signature."""
         return {"receipt": self.receipt_body(event), "signature": bytes(event.signature).hex()}
-
-
-def _status(last: ConsentEvent | None, current_version: int) -> ConsentStatus:
-    if last is None:
-        return ConsentStatus.NOT_ASKED
-    if last.action == ConsentAction.WITHDRAWN:
-        return ConsentStatus.WITHDRAWN
-    if last.action == ConsentAction.REFUSED:
-        return ConsentStatus.REFUSED
-    return (
-        ConsentStatus.CONSENTED if last.notice_version == current_version else ConsentStatus.STALE
-    )

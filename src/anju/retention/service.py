@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.audit import AuditLog
-from anju.consent.service import ConsentService, check_subject_id
+from anju.consent.rules import check_subject_id
+from anju.consent.service import ConsentService
 from anju.errors import InvalidInput, NotFound
 from anju.kit.crypto import random_bytes
 from anju.platform import Platform
