@@ -115,9 +115,10 @@ def verify_receipt_command(
             key = SM2PublicKey.from_pem(public_key.read_text())
         else:
             key = open_key_provider(settings_for(data_dir)).signer(CONSENT_SIGNER).public_key
+    except AnjuError as exc:  # no usable key: a setup problem, not a verdict on the receipt
+        fail(f"{exc.message} [{exc.code}]", code=2)
+    try:
         body = verify_receipt(load_receipt(receipt.read_bytes()), key)
-    except ConfigurationError as exc:
-        fail(exc.message, code=2)
     except AnjuError as exc:
         fail(f"回执无效 / receipt NOT valid: {exc.message} [{exc.code}]")
     notice = body["notice"]
