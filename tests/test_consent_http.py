@@ -108,6 +108,13 @@ async def test_publish_consent_receipt_and_check_over_http(
         )
         assert check.json()["status"] == "consented"
         assert check.json()["allowed"] is True
+        overview = await client.get(
+            "/api/v1/consents/overview", params={"subject_id": "guest-h1"}, headers=clerk
+        )
+        assert {a["purpose"]: a["status"] for a in overview.json()} == {
+            "lock_credential_issue": "consented",
+            "regulator_report": "not_asked",
+        }
         # The security administrator reads no PI, consent records included (L7).
         assert (
             await client.get("/api/v1/consents", params={"subject_id": "guest-h1"}, headers=admin)

@@ -287,3 +287,39 @@ async def test_concurrent_events_of_one_subject_never_share_a_place_in_its_histo
         events = await ConsentService(platform, session).events(ORG, "guest-6")
     seqs = [e.seq for e in events]
     assert len(seqs) == len(set(seqs)) == (2 if outcome == "recorded" else 1)
+
+
+@pytest.mark.req("L4")
+async def test_the_privacy_settings_overview_lists_every_purpose_with_its_answer(
+    platform: Platform,
+) -> None:
+    await publish(platform, privacy_policy())
+    await publish(platform, face_notice())
+    await record(
+        platform,
+        subject_id="guest-7",
+        kind="privacy_policy",
+        version=1,
+        purpose="guest_contact",
+        action="given",
+    )
+    await record(
+        platform,
+        subject_id="guest-7",
+        kind="face_recognition",
+        version=1,
+        purpose="lock_credential_issue",
+        action="refused",
+    )
+    async with platform.db.transaction() as session:
+        overview = await ConsentService(platform, session).overview(ORG, "guest-7")
+    assert {a.purpose: a.status for a in overview} == {
+        "guest_contact": ConsentStatus.CONSENTED,
+        "identity_verification": ConsentStatus.NOT_ASKED,  # two notices, neither answered
+        "lock_credential_issue": ConsentStatus.REFUSED,
+    }
+    by_purpose = {a.purpose: a for a in overview}
+    assert {n.kind for n in by_purpose["identity_verification"].notices} == {
+        "privacy_policy",
+        "face_recognition",
+    }

@@ -130,6 +130,15 @@ async def check_consent(
     return CheckOut.of(answer)
 
 
+@router.get("/consents/overview", response_model=list[CheckOut])
+async def consent_overview(
+    subject_id: SubjectQuery, principal: Recorder, platform: PlatformDep, session: DbSession
+) -> list[CheckOut]:
+    """隐私设置 / Every purpose of the notices in force with the person's answer (L4)."""
+    answers = await ConsentService(platform, session).overview(org_of(principal), subject_id)
+    return [CheckOut.of(a) for a in answers]
+
+
 @router.get("/consents/receipt-key", response_model=ReceiptKeyOut)
 async def receipt_key(principal: CurrentPrincipal, platform: PlatformDep) -> ReceiptKeyOut:
     """回执验签公钥 / The SM2 public key consent receipts verify with."""

@@ -270,6 +270,18 @@ class ConsentService:
         worst = min((a.status for a in answers), key=PRECEDENCE.index)
         return ConsentCheck(subject_id, purpose, category, worst, answers)
 
+    async def overview(self, org_id: str, subject_id: str) -> list[ConsentCheck]:
+        """Every purpose of every notice in force with the subject's answer: what a privacy
+        settings page shows, each optional one withdrawable on its own (L4)."""
+        purposes = sorted(
+            {
+                item.purpose.value
+                for notice in await self._repo.current_notices(org_id)
+                for item in items_from_json(notice.items)
+            }
+        )
+        return [await self.check(org_id, subject_id, purpose) for purpose in purposes]
+
     # --- receipts --------------------------------------------------------------------------
     def _signer(self) -> Any:
         return self._platform.keys.signer(CONSENT_SIGNER)
