@@ -4,7 +4,9 @@
 unlock records (and their raw ``access.unlock`` device events) older than
 ``unlock_retention_days`` and finished webhook deliveries older than the same period. The access
 sweep expires grants past their end (dropping their credentials from the locks) and queues again
-deliveries whose command ended without the lock's receipt.
+deliveries whose command ended without the lock's receipt. The policy retention sweep
+(:mod:`anju.retention`: biometric templates, capture log, consent records, subject data keys)
+runs every ``retention_sweep_seconds``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.platform import Platform
+from anju.retention.tasks import sweep_periodically
 from anju.unlocks.service import UnlockService
 from anju.webhooks.dispatcher import WebhookDispatcher
 from anju.webhooks.repository import WebhooksRepository
@@ -61,6 +64,7 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
             _every(SWEEP_SECONDS, lambda: sweep_retention(platform), "retention sweep", stop),
             name="anju-retention",
         ),
+        asyncio.create_task(sweep_periodically(platform, stop), name="anju-retention-policies"),
         asyncio.create_task(
             _every(ACCESS_SWEEP_SECONDS, lambda: sweep_access(platform), "access sweep", stop),
             name="anju-access-sweep",

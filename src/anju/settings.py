@@ -97,6 +97,16 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhook URLs on loopback / private addresses (tests, closed LANs).",
     )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Retention overrides in days per data kind, e.g. "
+        '{"biometric_capture_log": 90}; see docs/retention.md for the kinds and their minimums.',
+    )
+    retention_sweep_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often `anju serve` runs the retention sweep; 0: never.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -51,6 +51,9 @@ class Cap(StrEnum):
     RECORDS_READ = "access.records.read"  # unlock records (subjects masked without pi.read)
     ALARMS_MANAGE = "alarms.manage"  # see, acknowledge and clear alarms, follow the stream
     WEBHOOKS_MANAGE = "webhooks.manage"  # register webhook endpoints, read their delivery log
+    NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
+    CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
+    RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.STAYS_READ,
             Cap.PROPERTIES_READ,
+            Cap.NOTICES_MANAGE,
+            Cap.CONSENT_RECORD,
+            Cap.RETENTION_MANAGE,
         ),
         _info(
             Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY, Cap.RECORDS_READ
@@ -105,6 +111,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -122,6 +129,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.LANDLORD,
@@ -147,6 +155,8 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.OFFICER_QUERY,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.CONSENT_RECORD,
+        Cap.RETENTION_MANAGE,
     }
 )
 

@@ -28,6 +28,7 @@ from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
 from anju.privacy.vault import PIVault
+from anju.retention.policies import resolve_policies
 from anju.settings import Settings, load_settings
 
 logger = logging.getLogger("anju.serve")
@@ -93,6 +94,7 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
+        resolve_policies(settings.retention_days)  # bad retention overrides refuse the start
         async with (
             serve_gateway(platform) as gateway,
             serve_background(platform),

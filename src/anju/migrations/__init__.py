@@ -34,6 +34,8 @@ MODEL_MODULES = (
     "anju.unlocks.models",
     "anju.alarms.models",
     "anju.webhooks.models",
+    "anju.consent.models",
+    "anju.retention.models",
 )
 
 
