@@ -3,6 +3,7 @@ isolation, freeze and unfreeze reaching every lock of the person, anomalies, exp
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,8 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from anju.access.expiry import expire_due
+from anju.alarms.models import Alarm
+from anju.alarms.rules import ABNORMAL_GRANT
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.protocol.access import DROP_COMMAND, FREEZE_COMMAND, UNFREEZE_COMMAND
@@ -211,6 +215,15 @@ async def test_mass_long_and_self_grants_are_flagged_and_expired_grants_are_drop
     kinds = {a["kind"] for a in (await client.get(f"{BASE}/anomalies", headers=headers)).json()}
     assert kinds == {"long_grant", "self_grant", "mass_grant"}
     assert len(await audit_entries(platform, "access.anomaly.long_grant")) == 1
+    # Each one also raises an operator alarm (console stream and webhooks), in org A only.
+    async with platform.db.transaction() as session:
+        alarms = (
+            (await session.execute(select(Alarm).where(Alarm.kind == ABNORMAL_GRANT)))
+            .scalars()
+            .all()
+        )
+    assert {a.org_id for a in alarms} == {world.org_a}
+    assert {json.loads(a.details)["anomaly"] for a in alarms} == kinds
 
     await client.post(
         f"{BASE}/grants/{last['id']}/credentials", json={"kind": "passcode"}, headers=headers

@@ -15,6 +15,8 @@ from anju.access.context import AccessContext, Details
 from anju.access.models import AccessAnomaly, AccessGrant
 from anju.access.repository import AccessRepository
 from anju.access.rules import POLICIES, PersonType
+from anju.alarms.rules import ABNORMAL_GRANT
+from anju.alarms.service import raise_platform_alarm
 from anju.db import new_id
 
 #: More than this many grants by one actor within MASS_WINDOW is a mass grant.
@@ -76,6 +78,16 @@ class AnomalyDetector(AccessContext):
             target=f"access-grant:{grant.id}",
             details={"grant": grant.id, "person_type": grant.person_type, **detail},
             outcome="failure",
+        )
+        # L15 / L17: abnormal permission changes alert the operators at once (console stream
+        # and signed webhooks), not only the audit log.
+        await raise_platform_alarm(
+            self.platform,
+            self.session,
+            org_id=grant.org_id,
+            kind=ABNORMAL_GRANT,
+            subject=grant.subject_id,
+            details={"grant": grant.id, "anomaly": kind, "actor": grant.created_by},
         )
 
 

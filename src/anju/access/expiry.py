@@ -1,6 +1,6 @@
 """The access sweep: grants past their end expire (their credentials are dropped from the
-locks), and deliveries whose command ended without a receipt are queued again. Called by the
-gateway's periodic sweep (:meth:`anju.gateway.ingest.Ingest.sweep`) and ``anju access sweep``."""
+locks), and deliveries whose command ended without a receipt are queued again. Run every minute by
+the background jobs of ``anju serve`` (:mod:`anju.background`)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from anju.access.anomalies import DEFAULT_UTC_OFFSET_MINUTES, AnomalyDetector
 from anju.access.context import AccessContext, Details
+from anju.access.credentials.delivery import Deliveries
 from anju.access.credentials.service import CredentialService
 from anju.access.models import AccessGrant
 from anju.access.rules import (
@@ -29,11 +30,15 @@ from anju.db import new_id
 from anju.devices.commands.rules import COMMANDABLE
 from anju.devices.lifecycle import PLACE_KINDS
 from anju.errors import InvalidInput, NotFound
-from anju.protocol.access import Schedule
+from anju.protocol.access import WIPE_COMMAND, Schedule
 
 
 def grant_not_found() -> NotFound:
     return NotFound("授权不存在 / no such grant")
+
+
+#: Active grants of one person in one organisation considered when deciding what to wipe.
+MAX_GRANTS_PER_SUBJECT = 1000
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,34 @@ class GrantService(AccessContext):
         await self.end(grant, actor, GrantStatus.REVOKED, reason)
         return grant
 
+    async def _wipe_where_last(self, grant: AccessGrant, actor: str) -> int:
+        """On check-out the locks forget the person (L5, L13): every lock of the ended grant
+        that no other active grant of the person covers is told to wipe their credentials and
+        templates, and confirms with a signed receipt. How many locks were told."""
+        others = await self.repo.grants(
+            grant.org_id,
+            subject_id=grant.subject_id,
+            status=GrantStatus.ACTIVE,
+            limit=MAX_GRANTS_PER_SUBJECT,
+            offset=0,
+        )
+        still_granted = {d for g in others if g.id != grant.id for d in json.loads(g.device_ids)}
+        deliveries = Deliveries(self.platform, self.session)
+        told = 0
+        for device_id in json.loads(grant.device_ids):
+            if device_id in still_granted:
+                continue
+            operation = await deliveries.lock_operation(
+                actor,
+                grant.org_id,
+                device_id,
+                WIPE_COMMAND,
+                {"subject": grant.subject_id},
+                subject_id=grant.subject_id,
+            )
+            told += operation is not None
+        return told
+
     async def end(self, grant: AccessGrant, actor: str, status: GrantStatus, reason: str) -> int:
         """Mark ``grant`` (locked by the caller) ended and end its credentials; how many."""
         now = self.clock.now()
@@ -207,7 +240,13 @@ class GrantService(AccessContext):
         for credential in await self.repo.credentials_of_grant(grant.id, live):
             await credentials.end(actor, credential, reason)
             ended += 1
-        details: Details = {"grant": grant.id, "reason": reason, "credentials": ended}
+        wiped = await self._wipe_where_last(grant, actor)
+        details: Details = {
+            "grant": grant.id,
+            "reason": reason,
+            "credentials": ended,
+            "locks_wiped": wiped,
+        }
         await self.record(
             f"access.grant.{status}",
             actor=actor,

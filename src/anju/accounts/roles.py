@@ -48,6 +48,12 @@ class Cap(StrEnum):
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
+    RECORDS_READ = "access.records.read"  # unlock records (subjects masked without pi.read)
+    ALARMS_MANAGE = "alarms.manage"  # see, acknowledge and clear alarms, follow the stream
+    WEBHOOKS_MANAGE = "webhooks.manage"  # register webhook endpoints, read their delivery log
+    NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
+    CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
+    RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.KEYS_MANAGE,
             Cap.DEVICES_MANAGE,
             Cap.DEVICES_READ,
+            Cap.ALARMS_MANAGE,
+            Cap.WEBHOOKS_MANAGE,
         ),
         _info(
             Role.DATA_OPERATOR,
@@ -86,8 +94,13 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.STAYS_READ,
             Cap.PROPERTIES_READ,
+            Cap.NOTICES_MANAGE,
+            Cap.CONSENT_RECORD,
+            Cap.RETENTION_MANAGE,
         ),
-        _info(Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY),
+        _info(
+            Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY, Cap.RECORDS_READ
+        ),
         _info(
             Role.FRONT_DESK,
             "前台",
@@ -98,6 +111,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -109,10 +123,13 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.ACCESS_MANAGE,
             Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
+            Cap.ALARMS_MANAGE,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.LANDLORD,
@@ -123,6 +140,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
             Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
         ),
         _info(Role.OFFICER, "执法人员", "Officer", Cap.OFFICER_QUERY, Cap.PI_READ_MASKED),
     )
@@ -137,6 +155,8 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.OFFICER_QUERY,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.CONSENT_RECORD,
+        Cap.RETENTION_MANAGE,
     }
 )
 

@@ -45,9 +45,9 @@ NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template", "access-ca
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
-#: gateway's own handshake key, and the firmware signing key (certified by the device CA).
-#: ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access")
+#: gateway's own handshake key, the firmware signing key (certified by the device CA), and the
+#: key that signs consent receipts ("consent"). ``anju db upgrade`` adds names a keyring predates.
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access", "consent")
 
 
 class Signer(Protocol):

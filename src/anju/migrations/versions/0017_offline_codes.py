@@ -1,15 +1,15 @@
 """Offline passcodes: what the platform keeps of each (never the code): lock, epoch, serial,
 kind and window.
 
-Revision ID: 0015
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0013"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
