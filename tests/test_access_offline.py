@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from anju.access.credentials.delivery import Deliveries
 from anju.access.credentials.offline import OfflineRequest
 from anju.access.credentials.service import CredentialService
 from anju.access.freeze import FreezeService
@@ -21,10 +22,17 @@ from anju.access.models import AccessGrant, AccessOfflineCode
 from anju.device.client import DeviceIdentity
 from anju.device.lock import LockFirmware
 from anju.devices.ca import ca_public_key
+from anju.devices.commands import CommandService
 from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
-from anju.protocol.access import FREEZE_COMMAND, REVOKE_COMMAND, UNFREEZE_COMMAND, Schedule
+from anju.protocol.access import (
+    DROP_COMMAND,
+    FREEZE_COMMAND,
+    REVOKE_COMMAND,
+    UNFREEZE_COMMAND,
+    Schedule,
+)
 from tests.support.access import (
     AccessWorld,
     access_world,
@@ -279,3 +287,30 @@ async def test_a_recurring_code_follows_the_shift_and_a_permanent_one_needs_an_o
     clock.advance(hours=12)  # 08:00 local the next day
     assert lock.access.enter_passcode(code).granted
     assert lock.access.enter_passcode(forever).granted
+
+
+async def test_a_revocation_that_expired_unanswered_is_sent_again_not_dropped(
+    platform: Platform, world: AccessWorld, clock: FixedClock, tmp_path: Path
+) -> None:
+    grant = await grant_for(platform, world, days=30)
+    cred_id, code, meta = await issue(platform, world, grant, valid_until=None)
+    async with platform.db.transaction() as session:
+        await CredentialService(platform, session).revoke(ACTOR, world.org_a, cred_id)
+    clock.advance(days=8)  # the lock stayed offline longer than the command lives
+    async with platform.db.transaction() as session:
+        await CommandService(platform, session).expire_due()
+    async with platform.db.transaction() as session:
+        assert await Deliveries(platform, session).reconcile(world.room.device_id) == 1
+    revokes = await commands_of(platform, world.room.device_id, REVOKE_COMMAND)
+    assert [c.status for c in revokes] == ["expired", "queued"]
+    assert args_of(revokes[-1])["offline"] == [meta.serial]
+    assert await commands_of(platform, world.room.device_id, DROP_COMMAND) == []
+    lock = firmware(platform, world.room, tmp_path / "room")
+    assert await command(lock, REVOKE_COMMAND, args_of(revokes[-1])) == (True, None)
+    assert lock.access.enter_passcode(code).reason == "revoked"
+    assert await deliver_receipt(
+        platform, world.room, receipt(world.room, revokes[-1], "revoke", "applied")
+    )
+    async with platform.db.transaction() as session:
+        rows = await CredentialService(platform, session).deliveries_of(world.org_a, cred_id)
+        assert [r.state for r in rows] == ["removed"]

@@ -10,18 +10,30 @@ command lives still converges when it comes back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from anju.access.context import AccessContext, Details
 from anju.access.keys import access_certificate
-from anju.access.models import AccessCredential, AccessDelivery, AccessLockOperation
-from anju.access.rules import COMMAND_TTL_SECONDS, CredentialStatus, DeliveryState
+from anju.access.models import (
+    AccessCredential,
+    AccessDelivery,
+    AccessLockOperation,
+    AccessLockState,
+)
+from anju.access.rules import COMMAND_TTL_SECONDS, OFFLINE, CredentialStatus, DeliveryState
 from anju.biometrics.service import BiometricService
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus, DeviceNotCommandable
 from anju.devices.commands.rules import EXPIRED, NO_ACK
-from anju.protocol.access import DROP_COMMAND, PUT_COMMAND, CredentialKind, encode_signer
+from anju.protocol.access import (
+    DROP_COMMAND,
+    PUT_COMMAND,
+    REVOKE_COMMAND,
+    CredentialKind,
+    encode_signer,
+)
 from anju.protocol.biometrics import DROP_COMMAND as FACE_DROP
 from anju.protocol.biometrics import LOAD_COMMAND as FACE_LOAD
 from anju.protocol.biometrics import command_args as face_args
@@ -32,6 +44,8 @@ _RETRYABLE_CODES = frozenset({NO_ACK, EXPIRED, None})
 #: A face offer stands this long (the lock fetches the template at once; a lock offline for
 #: longer gets a new offer from reconcile) — it bounds how long a withdrawn offer could be used.
 FACE_OFFER_TTL_SECONDS = 3600
+#: Kinds revoked by a list in ``access.revoke`` rather than dropped by id.
+REVOKED_BY_LIST = (CredentialKind.EKEY, OFFLINE)
 RECONCILE_BATCH = 500
 
 
@@ -173,6 +187,51 @@ class Deliveries(AccessContext):
         await self.session.flush()
         return row
 
+    # --- revocation lists (eKeys, offline codes) ------------------------------------------
+    async def lock_state(self, device_id: str) -> AccessLockState:
+        """The lock's revocation state (created on first use; locked)."""
+        state = await self.repo.lock_state(device_id)
+        if state is None:
+            state = AccessLockState(
+                device_id=device_id,
+                epoch=0,
+                revoked_ekeys="[]",
+                offline_serial=0,
+                revoked_serials="[]",
+                updated_at=self.clock.now(),
+            )
+            self.repo.add(state)
+            await self.session.flush()
+        return state
+
+    async def revoke_args(
+        self, state: AccessLockState, ekeys: Sequence[str] = ()
+    ) -> dict[str, object]:
+        """``access.revoke`` arguments: the epoch and the lock's whole list of revoked offline
+        serials of it (codes ended while they could still open; expired ones fall off)."""
+        await self.session.flush()
+        serials = await self.repo.revoked_offline_serials(
+            state.device_id, state.epoch, [CredentialStatus.REVOKED], self.clock.now()
+        )
+        state.revoked_serials = json.dumps(serials)
+        state.updated_at = self.clock.now()
+        return {"epoch": state.epoch, "offline": serials, "ekeys": list(ekeys)}
+
+    async def push(
+        self,
+        actor: str,
+        org_id: str,
+        device_id: str,
+        state: AccessLockState,
+        ekeys: Sequence[str] = (),
+        subject_id: str | None = None,
+    ) -> AccessLockOperation | None:
+        """Queue ``access.revoke`` with the lock's current epoch and lists."""
+        args = await self.revoke_args(state, ekeys)
+        return await self.lock_operation(
+            actor, org_id, device_id, REVOKE_COMMAND, args, subject_id=subject_id
+        )
+
     def _set(self, row: AccessDelivery, state: DeliveryState, command_id: str | None) -> None:
         row.state = state
         row.command_id = command_id
@@ -255,7 +314,10 @@ class Deliveries(AccessContext):
             credential = await self.repo.credential(row.credential_id)
             if credential is None:
                 continue
-            if row.state == DeliveryState.REMOVING:
+            if row.state == DeliveryState.REMOVING and credential.kind in REVOKED_BY_LIST:
+                await self._revoke_again(credential, row)
+                queued += 1
+            elif row.state == DeliveryState.REMOVING:
                 await self.drop(SYSTEM_RECONCILE, credential, row)
                 queued += 1
             elif credential.status == CredentialStatus.ACTIVE and credential.kind == "face":
@@ -278,6 +340,22 @@ class Deliveries(AccessContext):
                 details=details,
             )
         return queued
+
+    async def _revoke_again(self, credential: AccessCredential, row: AccessDelivery) -> None:
+        """An eKey or offline code is not on the lock to drop: send the revocation again."""
+        state = await self.lock_state(row.device_id)
+        ekeys = [credential.id] if credential.kind == CredentialKind.EKEY else []
+        operation = await self.push(
+            SYSTEM_RECONCILE,
+            credential.org_id,
+            row.device_id,
+            state,
+            ekeys,
+            subject_id=credential.subject_id,
+        )
+        row.command_id = None if operation is None else operation.command_id
+        row.code = None if operation is not None else "device_unavailable"
+        row.updated_at = self.clock.now()
 
 
 SYSTEM_RECONCILE = "system:access-reconcile"

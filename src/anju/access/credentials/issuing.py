@@ -301,7 +301,7 @@ class CredentialIssuer(AccessContext):
 
     async def lock_state(self, device_id: str) -> AccessLockState:
         """The lock's revocation state (created on first use; locked)."""
-        return await self.offline.lock_state(device_id)
+        return await self.deliveries.lock_state(device_id)
 
     async def issue_offline(
         self,

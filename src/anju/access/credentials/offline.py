@@ -16,7 +16,6 @@ advances the epoch) kills every older code of the lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -27,14 +26,13 @@ from anju.access.models import (
     AccessCredential,
     AccessDelivery,
     AccessGrant,
-    AccessLockOperation,
     AccessLockState,
     AccessOfflineCode,
 )
 from anju.access.rules import AccessConflict, CredentialStatus, DeliveryState
 from anju.devices.models import Device
 from anju.errors import InvalidInput
-from anju.protocol.access import REVOKE_COMMAND, Schedule
+from anju.protocol.access import Schedule
 from anju.protocol.offline_grants import (
     MAX_ADVANCE,
     MAX_HOURS,
@@ -52,7 +50,6 @@ from anju.protocol.offline_passcode import (
 HOUR = timedelta(hours=1)
 #: A one-time code's window when none is asked for.
 ONE_TIME_DEFAULT = timedelta(hours=24)
-ENDED = (CredentialStatus.REVOKED,)
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ class OfflineLocks(AccessContext):
     ) -> OfflineIssued:
         """Compute the code for ``lock`` and keep its metadata (never the code)."""
         prf = platform_prf(lock_root_key(self.platform.keys, lock))
-        state = await self.lock_state(lock.id)
+        state = await self.deliveries.lock_state(lock.id)
         probe = self.offline_grant(grant, request, epoch=state.epoch, slot=0)
         first = probe.first_hour * SLOTS
         taken = await self.repo.offline_serials_taken(lock.id, state.epoch, first, first + 3)
@@ -240,34 +237,6 @@ class OfflineLocks(AccessContext):
         return OfflineIssued(code, meta)
 
     # --- revocation ------------------------------------------------------------------------
-    async def lock_state(self, device_id: str) -> AccessLockState:
-        """The lock's revocation state (created on first use; locked)."""
-        state = await self.repo.lock_state(device_id)
-        if state is None:
-            state = AccessLockState(
-                device_id=device_id,
-                epoch=0,
-                revoked_ekeys="[]",
-                offline_serial=0,
-                revoked_serials="[]",
-                updated_at=self.clock.now(),
-            )
-            self.repo.add(state)
-            await self.session.flush()
-        return state
-
-    async def revoke_args(
-        self, state: AccessLockState, ekeys: Sequence[str] = ()
-    ) -> dict[str, object]:
-        """``access.revoke`` arguments: the epoch and the lock's whole offline list of it."""
-        await self.session.flush()
-        serials = await self.repo.revoked_offline_serials(
-            state.device_id, state.epoch, list(ENDED), self.clock.now()
-        )
-        state.revoked_serials = json.dumps(serials)
-        state.updated_at = self.clock.now()
-        return {"epoch": state.epoch, "offline": serials, "ekeys": list(ekeys)}
-
     async def revoke(
         self, actor: str, credential: AccessCredential, row: AccessDelivery
     ) -> str | None:
@@ -277,13 +246,13 @@ class OfflineLocks(AccessContext):
         meta = await self.repo.offline_code(credential.id)
         if meta is None:
             return None
-        state = await self.lock_state(row.device_id)
+        state = await self.deliveries.lock_state(row.device_id)
         now = self.clock.now()
         if meta.epoch < state.epoch or (meta.valid_until is not None and meta.valid_until <= now):
             row.state, row.code = DeliveryState.REMOVED, "no_longer_valid"
             row.confirmed_at = row.updated_at = now
             return None
-        operation = await self.push(actor, credential.org_id, row.device_id, state)
+        operation = await self.deliveries.push(actor, credential.org_id, row.device_id, state)
         row.state = DeliveryState.REMOVING
         row.command_id = None if operation is None else operation.command_id
         row.code = None if operation is not None else "device_unavailable"
@@ -294,21 +263,6 @@ class OfflineLocks(AccessContext):
         prf = platform_prf(lock_root_key(self.platform.keys, device))
         return issue_clear_code(prf, epoch=meta.epoch, revoke_serial=meta.serial)
 
-    async def push(
-        self,
-        actor: str,
-        org_id: str,
-        device_id: str,
-        state: AccessLockState,
-        ekeys: Sequence[str] = (),
-        subject_id: str | None = None,
-    ) -> AccessLockOperation | None:
-        """Queue ``access.revoke`` with the lock's current epoch and lists."""
-        args = await self.revoke_args(state, ekeys)
-        return await self.deliveries.lock_operation(
-            actor, org_id, device_id, REVOKE_COMMAND, args, subject_id=subject_id
-        )
-
     async def reset_epoch(
         self, actor: str, org_id: str, lock: Device, advance: int = 1
     ) -> tuple[AccessLockState, str, int]:
@@ -318,11 +272,11 @@ class OfflineLocks(AccessContext):
         if not 1 <= advance <= MAX_ADVANCE:
             raise InvalidInput(f"advance: 1–{MAX_ADVANCE}", details={"field": "advance"})
         prf = platform_prf(lock_root_key(self.platform.keys, lock))
-        state = await self.lock_state(lock.id)
+        state = await self.deliveries.lock_state(lock.id)
         old = state.epoch
         code = issue_clear_code(prf, epoch=old, new_epoch=old + advance)
         state.epoch = old + advance
-        operation = await self.push(actor, org_id, lock.id, state)
+        operation = await self.deliveries.push(actor, org_id, lock.id, state)
         ended = 0
         now = self.clock.now()
         for credential, row in await self.repo.live_offline_on(

@@ -148,7 +148,7 @@ class CredentialService(CredentialIssuer):
             revoked.append(credential.id)
         state.revoked_ekeys = json.dumps(revoked)
         state.updated_at = self.clock.now()
-        operation = await self.offline.push(
+        operation = await self.deliveries.push(
             actor,
             credential.org_id,
             row.device_id,
