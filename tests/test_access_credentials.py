@@ -362,6 +362,28 @@ async def test_a_command_that_expires_unanswered_is_failed_then_queued_again(
 
 
 @pytest.mark.req("L13", "L17")
+async def test_an_ekey_revocation_that_expired_unanswered_is_sent_again_not_dropped(
+    platform: Platform, clock: FixedClock, world: AccessWorld
+) -> None:
+    grant = await grant_for(platform, world, days=30)
+    async with platform.db.transaction() as session:
+        svc = CredentialService(platform, session)
+        ekey, _ = await svc.issue_ekey(
+            ACTOR, world.org_a, grant.id, SM2PrivateKey.generate().public_key.raw
+        )
+        await svc.revoke(ACTOR, world.org_a, ekey.id)
+    clock.advance(days=8)
+    async with platform.db.transaction() as session:
+        await CommandService(platform, session).expire_due()
+    async with platform.db.transaction() as session:
+        assert await Deliveries(platform, session).reconcile(world.room.device_id) == 1
+    revokes = await commands_of(platform, world.room.device_id, REVOKE_COMMAND)
+    assert [c.status for c in revokes] == ["expired", "queued"]
+    assert args_of(revokes[-1])["ekeys"] == [ekey.id]
+    assert await commands_of(platform, world.room.device_id, DROP_COMMAND) == []
+
+
+@pytest.mark.req("L13", "L17")
 async def test_revoking_a_grant_while_issuing_under_it_ends_consistent(
     platform: Platform, world: AccessWorld
 ) -> None:
