@@ -47,6 +47,7 @@ class Cap(StrEnum):
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
+    PEOPLE_REGISTER = "people.register"  # register + verify people, hand them an access link
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.PEOPLE_REGISTER,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -111,6 +113,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.PEOPLE_REGISTER,
         ),
         _info(
             Role.LANDLORD,
@@ -134,6 +137,7 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.OFFICER_QUERY,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.PEOPLE_REGISTER,
     }
 )
 

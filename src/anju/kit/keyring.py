@@ -45,9 +45,10 @@ NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template")
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
-#: gateway's own handshake key, and the firmware signing key (certified by the device CA).
+#: gateway's own handshake key, the firmware signing key (certified by the device CA), the
+#: access-credential key and the key that signs identity-verification results (anju.people).
 #: ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access")
+NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access", "verification")
 
 
 class Signer(Protocol):
