@@ -40,6 +40,7 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
+    from anju.people.endpoints import router as people_router
 
     app.include_router(accounts_router)
     app.include_router(audit_router)
@@ -47,6 +48,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(device_commands_router)
     app.include_router(firmware_router)
     app.include_router(biometrics_router)
+    app.include_router(people_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

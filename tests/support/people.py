@@ -76,3 +76,21 @@ def fake_ctid(clock: Clock) -> Iterator[Ctid]:
         yield Ctid(service, CtidProvider(service.config(), clock))
     finally:
         service.stop()
+
+
+async def member_with_second_factor(platform, clock, admin, login: str, role: str) -> str:  # type: ignore[no-untyped-def]
+    """A member of ``admin``'s organisation holding ``role`` whose session has just verified a
+    TOTP second factor (enrolled now); its session token."""
+    from urllib.parse import parse_qs, urlparse
+
+    from anju.accounts import totp
+    from tests.support.accounts import as_principal, login_token, make_member_with_role
+
+    admin_token = await login_token(platform, admin.login)
+    token = await make_member_with_role(platform, clock, admin, admin_token, login, role)
+    uri = await as_principal(platform, token, lambda s, p: s.enrol_totp(p))
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    await as_principal(
+        platform, token, lambda s, p: s.confirm_totp(p, totp.code_at(secret, clock.now()))
+    )
+    return str(token)

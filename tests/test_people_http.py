@@ -1,0 +1,221 @@
+"""People over HTTP, by role: the front desk registers and sees masked data, the data operator
+decrypts only with a stated purpose (audited), the auditor sees the access trail, the security
+administrator sees nothing; the person uses an access link to export, correct and delete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from anju.app import create_app
+from anju.kit.clock import FixedClock
+from anju.people.application import Application
+from anju.platform import Platform
+from tests.support.accounts import login_token, make_admin, make_member_with_role
+from tests.support.http import bearer, code_of
+from tests.support.people import fake_ctid, member_with_second_factor, people
+
+
+@contextlib.asynccontextmanager
+async def client_with_provider(
+    platform: Platform, provider: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(platform)
+    app.state.identity_provider = provider
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as client:
+        yield client
+
+
+def body_of(guest: Application, method: str = "ctid") -> dict[str, Any]:
+    return {
+        "document_type": guest.document_type,
+        "document_number": guest.document_number,
+        "name": guest.name,
+        "phone": guest.phone,
+        "email": guest.email,
+        "address": guest.address,
+        "method": method,
+        "consent_receipt_id": "receipt-123",
+    }
+
+
+@pytest.mark.req("L7", "L11", "N1", "N2", "F2")
+async def test_roles_register_masked_decrypt_with_purpose_trail_and_admin_sees_nothing(
+    platform: Platform, clock: FixedClock
+) -> None:
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    auditor = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "aud", "auditor")
+    )
+    operator = bearer(
+        await member_with_second_factor(platform, clock, admin, "dataop", "data_operator")
+    )
+    guest = people(1)[0]
+    with fake_ctid(clock) as ctid:
+        ctid.knows(guest)
+        async with client_with_provider(platform, ctid.provider) as client:
+            r = await client.post("/api/v1/people", json=body_of(guest), headers=desk)
+            assert r.status_code == 201, r.text
+            person_id = r.json()["person_id"]
+            assert guest.name not in r.text and guest.document_number not in r.text
+
+            r = await client.get(f"/api/v1/people/{person_id}", headers=desk)
+            assert r.status_code == 200
+            assert r.json()["masked"]["phone"] == guest.phone[:3] + "****" + guest.phone[-4:]
+            for value in (guest.name, guest.document_number, guest.phone, guest.address):
+                assert value not in r.text
+
+            # Front desk may not decrypt; the refusal is audited.
+            reveal = {"fields": ["name", "document_number"], "purpose": "regulator_report"}
+            r = await client.post(f"/api/v1/people/{person_id}/reveal", json=reveal, headers=desk)
+            assert (r.status_code, code_of(r)) == (403, "forbidden")
+
+            # The data operator decrypts, for a purpose the fields allow.
+            r = await client.post(
+                f"/api/v1/people/{person_id}/reveal",
+                json={"fields": ["phone"], "purpose": "regulator_report"},
+                headers=operator,
+            )
+            assert (r.status_code, code_of(r)) == (403, "forbidden")  # phone: not for reports
+            r = await client.post(
+                f"/api/v1/people/{person_id}/reveal", json=reveal, headers=operator
+            )
+            assert r.status_code == 200, r.text
+            assert r.json() == {"name": guest.name, "document_number": guest.document_number}
+            r = await client.post(
+                f"/api/v1/people/{person_id}/reveal",
+                json={"fields": ["name"], "purpose": "curiosity"},
+                headers=operator,
+            )
+            assert (r.status_code, code_of(r)) == (422, "invalid_input")
+
+            # The security administrator holds no PI capability at all.
+            admin_headers = bearer(admin_token)
+            for call in (
+                client.get(f"/api/v1/people/{person_id}", headers=admin_headers),
+                client.post(
+                    f"/api/v1/people/{person_id}/reveal", json=reveal, headers=admin_headers
+                ),
+                client.get(f"/api/v1/people/{person_id}/access-trail", headers=admin_headers),
+                client.post("/api/v1/people", json=body_of(guest), headers=admin_headers),
+            ):
+                assert (await call).status_code == 403
+
+            # The auditor sees who decrypted what, and why; the desk cannot read the trail.
+            r = await client.get(f"/api/v1/people/{person_id}/access-trail", headers=desk)
+            assert r.status_code == 403
+            r = await client.get(f"/api/v1/people/{person_id}/access-trail", headers=auditor)
+            assert r.status_code == 200
+            decrypted = [e for e in r.json()["entries"] if e["action"] == "pi.decrypted"]
+            assert {(e["field"], e["purpose"]) for e in decrypted} == {
+                ("person.name", "regulator_report"),
+                ("person.document_number", "regulator_report"),
+            }
+            assert {e["actor"] for e in decrypted} == {decrypted[0]["actor"]}
+            assert decrypted[0]["actor"].startswith("account:")
+            assert guest.name not in r.text
+
+
+@pytest.mark.req("N4", "L3", "L10", "F2")
+async def test_the_person_exports_corrects_and_deletes_through_an_access_link(
+    platform: Platform, clock: FixedClock
+) -> None:
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    guest = people(2)[1]
+    async with client_with_provider(platform, None) as client:
+        r = await client.post(
+            "/api/v1/people",
+            json={**body_of(guest, "staff_offline"), "original_document_checked": True},
+            headers=desk,
+        )
+        assert r.status_code == 201, r.text
+        person_id = r.json()["person_id"]
+        r = await client.post(f"/api/v1/people/{person_id}/access-links", headers=desk)
+        assert r.status_code == 201
+        link = bearer(r.json()["token"])
+
+        r = await client.get("/api/v1/people/self", headers=link)
+        assert r.status_code == 200, r.text
+        export = r.json()
+        assert export["data"]["name"] == guest.name
+        assert export["data"]["document_number"] == guest.document_number
+        assert export["verifications"][0]["statement"]["checked_by"].startswith("account:")
+        assert export["verifications"][0]["statement"]["consent_receipt_id"] == "receipt-123"
+        assert any(e["action"] == "people.registered" for e in export["access_trail"])
+
+        r = await client.patch(
+            "/api/v1/people/self", json={"phone": "13700001111", "email": ""}, headers=link
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["masked"]["phone"] == "137****1111" and "email" not in r.json()["masked"]
+        r = await client.patch("/api/v1/people/self", json={"phone": "12"}, headers=link)
+        assert (r.status_code, code_of(r)) == (422, "invalid_contact")
+
+        r = await client.get("/api/v1/people/self/access-trail", headers=link)
+        actions = [e["action"] for e in r.json()["entries"]]
+        assert "people.corrected" in actions and "people.exported" in actions
+        subject_reads = [e for e in r.json()["entries"] if e["action"] == "pi.decrypted"]
+        assert {e["purpose"] for e in subject_reads} == {"subject_access"}
+
+        r = await client.post("/api/v1/people/self/deletion", headers=link)
+        assert r.status_code == 204
+        r = await client.get("/api/v1/people/self", headers=link)
+        assert (r.status_code, code_of(r)) == (401, "unauthenticated")  # the link died too
+        r = await client.get(f"/api/v1/people/{person_id}", headers=desk)
+        assert r.json()["status"] == "deleted" and r.json()["masked"] == {}
+        # The same document can be registered again: nothing of the old record matches it.
+        r = await client.post(
+            "/api/v1/people",
+            json={**body_of(guest, "staff_offline"), "original_document_checked": True},
+            headers=desk,
+        )
+        assert r.status_code == 201 and r.json()["person_id"] != person_id
+
+        r = await client.get("/api/v1/people/self", headers=bearer("anjup_" + "A" * 43))
+        assert (r.status_code, code_of(r)) == (401, "unauthenticated")
+
+
+@pytest.mark.req("F2", "L3")
+async def test_access_links_expire(platform: Platform, clock: FixedClock) -> None:
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    guest = people(1)[0]
+    async with client_with_provider(platform, None) as client:
+        r = await client.post(
+            "/api/v1/people",
+            json={**body_of(guest, "staff_offline"), "original_document_checked": True},
+            headers=desk,
+        )
+        person_id = r.json()["person_id"]
+        link = bearer(
+            (await client.post(f"/api/v1/people/{person_id}/access-links", headers=desk)).json()[
+                "token"
+            ]
+        )
+        assert (
+            await client.get("/api/v1/people/self/access-trail", headers=link)
+        ).status_code == 200
+        clock.advance(seconds=31 * 60)
+        r = await client.get("/api/v1/people/self", headers=link)
+        assert (r.status_code, code_of(r)) == (401, "unauthenticated")
+        # A ctid registration without a configured provider is a clear error.
+        r = await client.post("/api/v1/people", json=body_of(people(2)[1]), headers=desk)
+        assert (r.status_code, code_of(r)) == (503, "verification_provider_unavailable")
+        assert json.loads(r.text)["error"]["message"]
