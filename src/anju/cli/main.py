@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from anju import __version__
-from anju.cli import admin, audit, db, devices, face, firmware, gateway, keys, privacy, serve, sim
+from anju.cli import (
+    admin,
+    audit,
+    db,
+    devices,
+    face,
+    firmware,
+    gateway,
+    keys,
+    people,
+    privacy,
+    serve,
+    sim,
+)
 
 app = typer.Typer(
     name="anju",
@@ -24,6 +37,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(firmware.app, name="firmware")
 app.add_typer(face.app, name="face")
+app.add_typer(people.app, name="people")
 
 
 @app.command("version")

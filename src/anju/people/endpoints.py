@@ -32,6 +32,7 @@ from anju.accounts.roles import Cap
 from anju.accounts.service import AccountService
 from anju.api.deps import PlatformDep
 from anju.biometrics.access import authorised
+from anju.errors import NotFound
 from anju.people.registration import Registrar
 from anju.people.rights import SubjectRights, subject_actor
 from anju.people.schemas import (
@@ -102,8 +103,6 @@ async def lookup(body: LookupIn, token: BearerToken, platform: PlatformDep) -> P
             p.org_id, body.document_type, body.document_number
         )
     if view is None:
-        from anju.errors import NotFound
-
         raise NotFound("没有此人 / no such person")
     return PersonOut.model_validate(view.as_dict())
 
