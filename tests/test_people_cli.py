@@ -49,14 +49,17 @@ def test_register_with_ctid_and_staff_check_then_show_masked(tmp_path: Path) -> 
     assert out["outcome"] == "registered"
 
     again = runner.invoke(
-        app, base + ["--original-checked"], input=json.dumps(dataclasses.asdict(first))
+        app, [*base, "--original-checked"], input=json.dumps(dataclasses.asdict(first))
     )
-    assert again.exit_code == 1 and "[duplicate_person]" in again.output
+    assert again.exit_code == 1
+    assert "[duplicate_person]" in again.output
     unchecked = runner.invoke(app, base, input=json.dumps(dataclasses.asdict(second)))
-    assert unchecked.exit_code == 1 and "[original_document_not_checked]" in unchecked.output
+    assert unchecked.exit_code == 1
+    assert "[original_document_not_checked]" in unchecked.output
     bad = {**dataclasses.asdict(second), "document_number": "123"}
-    refused = runner.invoke(app, base + ["--original-checked"], input=json.dumps(bad))
-    assert refused.exit_code == 1 and "[invalid_document_number]" in refused.output
+    refused = runner.invoke(app, [*base, "--original-checked"], input=json.dumps(bad))
+    assert refused.exit_code == 1
+    assert "[invalid_document_number]" in refused.output
     assert "123" not in refused.output.replace("[invalid_document_number]", "")
 
     shown = runner.invoke(app, ["people", "show", out["person_id"], "--data-dir", data_dir])
@@ -64,4 +67,5 @@ def test_register_with_ctid_and_staff_check_then_show_masked(tmp_path: Path) -> 
     masked = json.loads(shown.stdout)["masked"]
     assert masked["document_number"].startswith(first.document_number[:6] + "****")
     for value in (first.name, first.document_number, first.phone, first.address):
-        assert value not in shown.output and value not in result.output
+        assert value not in shown.output
+        assert value not in result.output

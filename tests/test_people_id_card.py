@@ -54,10 +54,12 @@ async def test_reader_photo_matches_live_face_and_is_discarded(
                 DESK, guest, IdCardCheck(photo=photo, live=live, device="reader-lobby")
             )
     assert (result.outcome, result.face_decision) == ("registered", "match")
-    assert writes.events == [] and list(private_tmp.iterdir()) == []
+    assert writes.events == []
+    assert list(private_tmp.iterdir()) == []
     async with platform.db.transaction() as session:
         kept = await session.get(IdentityVerification, result.verification_id)
-    assert kept is not None and kept.method == "id_card_reader"
+    assert kept is not None
+    assert kept.method == "id_card_reader"
     assert json.loads(kept.statement)["face"] == "match"
 
     patterns = {
