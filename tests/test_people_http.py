@@ -70,6 +70,12 @@ async def test_roles_register_masked_decrypt_with_purpose_trail_and_admin_sees_n
             assert guest.name not in r.text
             assert guest.document_number not in r.text
 
+            lookup = {"document_type": "resident_id", "document_number": guest.document_number}
+            r = await client.post("/api/v1/people/lookup", json=lookup, headers=desk)
+            assert (r.status_code, r.json()["id"]) == (200, person_id)
+            missing = {**lookup, "document_number": people(3)[2].document_number}
+            r = await client.post("/api/v1/people/lookup", json=missing, headers=desk)
+            assert (r.status_code, code_of(r)) == (404, "not_found")
             r = await client.get(f"/api/v1/people/{person_id}", headers=desk)
             assert r.status_code == 200
             assert r.json()["masked"]["phone"] == guest.phone[:3] + "****" + guest.phone[-4:]

@@ -239,3 +239,22 @@ async def test_bad_input_has_a_stable_code_and_writes_nothing(
         await register(platform, dataclasses.replace(people(2)[1], **change))
     assert raised.value.code == code
     assert await row_counts(platform) == before
+
+
+@pytest.mark.req("N1", "R10")
+async def test_concurrent_registrations_of_one_document_store_one_person(
+    platform: Platform,
+) -> None:
+    import asyncio
+
+    guest = people(1)[0]
+    outcomes = await asyncio.gather(
+        *(register(platform, guest) for _ in range(3)), return_exceptions=True
+    )
+    registered = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, AnjuError)]
+    assert len(registered) == 1 and len(refused) == 2, outcomes
+    assert {e.code for e in refused} == {"duplicate_person"}
+    assert {e.details["person_id"] for e in refused} == {registered[0].person_id}
+    counts = await row_counts(platform)
+    assert counts["people"] == 1 and counts["people_verifications"] == 1
