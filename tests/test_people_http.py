@@ -5,6 +5,7 @@ administrator sees nothing; the person uses an access link to export, correct an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ from anju.kit.clock import FixedClock
 from anju.people.application import Application
 from anju.platform import Platform
 from tests.support.accounts import login_token, make_admin, make_member_with_role
-from tests.support.http import bearer, code_of
+from tests.support.http import api_client, bearer, code_of
 from tests.support.people import fake_ctid, member_with_second_factor, people
 
 
@@ -230,3 +231,35 @@ async def test_access_links_expire(platform: Platform, clock: FixedClock) -> Non
         r = await client.post("/api/v1/people", json=body_of(people(2)[1]), headers=desk)
         assert (r.status_code, code_of(r)) == (503, "verification_provider_unavailable")
         assert json.loads(r.text)["error"]["message"]
+
+
+@pytest.mark.req("N2")
+async def test_the_served_app_takes_its_ctid_provider_from_settings(
+    platform: Platform, clock: FixedClock, tmp_path: Any
+) -> None:
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    guest = people(1)[0]
+    with fake_ctid(clock) as ctid:
+        ctid.knows(guest)
+        config = tmp_path / "ctid.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "base_url": ctid.service.url,
+                    "app_id": ctid.service.app_id,
+                    "app_secret_hex": ctid.service.app_secret.hex(),
+                    "service_public_key_pem": ctid.service.key.public_key.to_pem(),
+                }
+            )
+        )
+        configured = dataclasses.replace(
+            platform, settings=platform.settings.model_copy(update={"ctid_config": config})
+        )
+        async with api_client(configured) as client:
+            r = await client.post("/api/v1/people", json=body_of(guest), headers=desk)
+        assert r.status_code == 201, r.text
+        assert ctid.service.requests == 1

@@ -257,4 +257,5 @@ async def test_concurrent_registrations_of_one_document_store_one_person(
     assert {e.code for e in refused} == {"duplicate_person"}
     assert {e.details["person_id"] for e in refused} == {registered[0].person_id}
     counts = await row_counts(platform)
-    assert counts["people"] == 1 and counts["people_verifications"] == 1
+    assert counts["people"] == 1
+    assert counts["people_verifications"] == 1

@@ -19,6 +19,7 @@ from anju.api.middleware import (
 )
 from anju.biometrics.endpoints import IMAGE_PATHS
 from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
+from anju.people.verification.config import configured_provider
 from anju.platform import Platform
 from anju.protocol.firmware import MAX_PACKAGE_BYTES
 
@@ -66,6 +67,7 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
         redoc_url=None,
     )
     app.state.platform = platform
+    app.state.identity_provider = configured_provider(platform.settings.ctid_config, platform.clock)
     app.state.metrics = HttpMetrics()
     for collector in collectors:
         app.state.metrics.registry.register(collector)

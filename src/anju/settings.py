@@ -79,6 +79,13 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
 
+    ctid_config: Path | None = Field(
+        default=None,
+        description="CTID-style identity service client configuration (JSON: base_url, app_id, "
+        "app_secret_hex, service_public_key_pem; docs/people.md). Unset: no network identity "
+        "verification over the API.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

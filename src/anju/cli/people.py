@@ -17,13 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from anju.cli.common import DataDirOption, fail, run, settings_for
-from anju.kit.crypto import SM2PublicKey
 from anju.people.application import Application
 from anju.people.registration import Registrar, Registration
 from anju.people.service import Actor, PeopleService, view_of
 from anju.people.verification.base import Evidence, NetworkCheck, StaffCheck
+from anju.people.verification.config import load_ctid_config
 from anju.people.verification.ctid import CtidProvider
-from anju.people.verification.ctid_wire import CtidConfig
 from anju.people.verification.fake_ctid import FakeCtidService
 from anju.platform import open_platform
 
@@ -44,17 +43,6 @@ def _read_json(source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail("the registration JSON must be an object", code=2)
     return data
-
-
-def load_ctid_config(path: Path) -> CtidConfig:
-    """A CTID client configuration file (written by ``anju people fake-ctid``)."""
-    data = _read_json(str(path))
-    return CtidConfig(
-        base_url=str(data["base_url"]),
-        app_id=str(data["app_id"]),
-        app_secret=bytes.fromhex(str(data["app_secret_hex"])),
-        service_public_key=SM2PublicKey.from_pem(str(data["service_public_key_pem"])),
-    )
 
 
 @app.command("register")
@@ -90,9 +78,10 @@ def register_command(
         async with open_platform(settings) as platform:
             evidence: Evidence
             if method == "ctid":
-                if ctid_config is None:
-                    fail("--method ctid needs --ctid-config", code=2)
-                provider = CtidProvider(load_ctid_config(ctid_config), platform.clock)
+                config = ctid_config or settings.ctid_config
+                if config is None:
+                    fail("--method ctid needs --ctid-config (or ANJU_CTID_CONFIG)", code=2)
+                provider = CtidProvider(load_ctid_config(config), platform.clock)
                 evidence = NetworkCheck(provider)
             elif method == "staff_offline":
                 evidence = StaffCheck(original_document_checked=original_checked)
