@@ -253,7 +253,7 @@ async def test_concurrent_registrations_of_one_document_store_one_person(
     )
     registered = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, AnjuError)]
-    assert len(registered) == 1 and len(refused) == 2, outcomes
+    assert (len(registered), len(refused)) == (1, 2), outcomes
     assert {e.code for e in refused} == {"duplicate_person"}
     assert {e.details["person_id"] for e in refused} == {registered[0].person_id}
     counts = await row_counts(platform)
