@@ -101,12 +101,14 @@ class Registrar:
                 "线下登记须由工作人员核对证件原件 / offline registration needs staff to check "
                 "the original document"
             )
-        document_index = self._people.document_index(clean.document_type, clean.document_number)
-        await self._refuse_duplicate(actor.org_id, document_index)
         subject_id = new_subject_id()
         if self._consent_check is not None:
             await self._consent_check(self._session, consent_receipt_id, subject_id)
+        # Verify first: the provider's round trip and the face engine's work then run before
+        # this transaction takes any lock (SQLite's BEGIN IMMEDIATE is a database-wide one).
         result, face_decision = await self._verify(actor, clean, evidence, subject_id)
+        document_index = self._people.document_index(clean.document_type, clean.document_number)
+        await self._refuse_duplicate(actor.org_id, document_index)
         person_id = random_bytes(16).hex() if result.verified else None
         verification_id = await self._keep_result(
             actor, evidence.method, result, subject_id, person_id, clean, consent_receipt_id,
