@@ -4,6 +4,7 @@ live image) reaches a file, the database or a log."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -12,13 +13,16 @@ import pytest
 
 from anju.biometrics.service import BiometricService
 from anju.face.engine import FaceEngine
+from anju.kit.clock import FixedClock
 from anju.people.models import IdentityVerification
 from anju.people.registration import Registrar
 from anju.people.service import Actor
 from anju.people.verification.base import IdCardCheck
 from anju.platform import Platform
 from tests.support import face_derive as derive
+from tests.support.accounts import login_token, make_admin, make_member_with_role
 from tests.support.face_images import FacePhotos
+from tests.support.http import api_client, bearer, code_of
 from tests.support.image_residue import (
     find_residue,
     private_tempdir,
@@ -89,3 +93,36 @@ async def test_someone_else_in_front_of_the_reader_is_rejected(
         "face_no_match",
         None,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.req("N2", "N3", "R10")
+async def test_reader_registration_over_http(
+    platform: Platform, clock: FixedClock, face_engine: FaceEngine, face_photos: FacePhotos
+) -> None:
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    guest = people(1)[0]
+    body = {
+        "document_number": guest.document_number,
+        "name": guest.name,
+        "address": guest.address,
+        "photo": base64.b64encode(face_photos["obama.jpg"]).decode(),
+        "live": base64.b64encode(face_photos["obama3.jpg"]).decode(),
+        "device": "reader-lobby",
+    }
+    async with api_client(platform) as client:
+        r = await client.post("/api/v1/people/id-card", json=body, headers=desk)
+        assert r.status_code == 201, r.text
+        assert (r.json()["outcome"], r.json()["face_decision"]) == ("registered", "match")
+        other = {**body, "document_number": people(2)[1].document_number}
+        other["live"] = base64.b64encode(face_photos["biden.jpg"]).decode()
+        r = await client.post("/api/v1/people/id-card", json=other, headers=desk)
+        assert (r.status_code, r.json()["outcome"]) == (200, "rejected")
+        r = await client.post(
+            "/api/v1/people/id-card", json={**body, "photo": "not base64!"}, headers=desk
+        )
+        assert (r.status_code, code_of(r)) == (422, "invalid_input")

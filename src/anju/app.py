@@ -19,6 +19,7 @@ from anju.api.middleware import (
 )
 from anju.biometrics.endpoints import IMAGE_PATHS
 from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
+from anju.people.endpoints import IMAGE_PATHS as PEOPLE_IMAGE_PATHS
 from anju.people.verification.config import configured_provider
 from anju.platform import Platform
 from anju.protocol.firmware import MAX_PACKAGE_BYTES
@@ -84,7 +85,9 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
     # Larger bodies on exactly these paths: firmware package files (images up to 4 MiB) and
     # remote face checks (a document photo and a frame sequence, base64 in JSON).
     larger = {FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, default)}
-    larger.update(dict.fromkeys(IMAGE_PATHS, max(FACE_CHECK_BODY_BYTES, default)))
+    larger.update(
+        dict.fromkeys((*IMAGE_PATHS, *PEOPLE_IMAGE_PATHS), max(FACE_CHECK_BODY_BYTES, default))
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=default, larger=larger)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

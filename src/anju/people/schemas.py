@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from anju.biometrics.schemas import Base64Image, DeviceLabel
 from anju.people.application import Application
 
 LONG = 4096
@@ -42,6 +43,39 @@ class RegisterIn(BaseModel):
 
     def __repr__(self) -> str:  # the body is PI: never shown in a traceback
         return f"RegisterIn(kind={self.kind!r}, document_type={self.document_type!r}, …)"
+
+    __str__ = __repr__
+
+
+class IdCardRegisterIn(BaseModel):
+    """An ID-card reader's chip data, its photo and a live capture (base64, never multipart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_type: Literal["resident_id", "foreign_permanent_residence"] = "resident_id"
+    document_number: str = Field(max_length=LONG)
+    name: str = Field(max_length=LONG)
+    address: str | None = Field(default=None, max_length=LONG)
+    phone: str | None = Field(default=None, max_length=LONG)
+    email: str | None = Field(default=None, max_length=LONG)
+    photo: Base64Image
+    live: Base64Image
+    device: DeviceLabel = "id-card-reader"
+    consent_receipt_id: str | None = Field(default=None, max_length=64)
+
+    def application(self) -> Application:
+        return Application(
+            kind="individual",
+            document_type=self.document_type,
+            document_number=self.document_number,
+            name=self.name,
+            phone=self.phone,
+            email=self.email,
+            address=self.address,
+        )
+
+    def __repr__(self) -> str:
+        return f"IdCardRegisterIn(document_type={self.document_type!r}, …)"
 
     __str__ = __repr__
 
