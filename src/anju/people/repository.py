@@ -65,9 +65,15 @@ class PeopleRepository:
         await self._session.flush()
 
     async def trail(
-        self, subject_id: str, person_id: str, *, limit: int, before: datetime | None = None
+        self,
+        subject_id: str,
+        person_id: str,
+        *,
+        limit: int | None,
+        before: datetime | None = None,
     ) -> Sequence[AuditEntry]:
-        """Audit entries about the subject or the person record, newest first."""
+        """Audit entries about the subject or the person record, newest first (all of them
+        when ``limit`` is None)."""
         stmt = (
             select(AuditEntry)
             .where(
@@ -77,8 +83,9 @@ class PeopleRepository:
                 )
             )
             .order_by(AuditEntry.leaf_index.desc())
-            .limit(limit)
         )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         if before is not None:
             stmt = stmt.where(AuditEntry.recorded_at < before)
         return (await self._session.execute(stmt)).scalars().all()

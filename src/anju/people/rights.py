@@ -136,12 +136,13 @@ class SubjectRights:
             "person": {**view_of(person).as_dict(), "registered_at": time_text(person.created_at)},
             "data": data,
             "verifications": verifications,
-            "access_trail": await self.trail(person),
+            "access_trail": await self.trail(person, limit=None),
         }
 
-    async def trail(self, person: Person, limit: int = MAX_TRAIL) -> list[dict[str, Any]]:
-        """Who did what with the person's data, when, on what basis (newest first)."""
-        rows = await self._repo.trail(person.subject_id, person.id, limit=min(limit, MAX_TRAIL))
+    async def trail(self, person: Person, limit: int | None = MAX_TRAIL) -> list[dict[str, Any]]:
+        """Who did what with the person's data, when, on what basis (newest first); the trail
+        endpoints show the newest ``MAX_TRAIL``, the export carries all of it."""
+        rows = await self._repo.trail(person.subject_id, person.id, limit=limit)
         out = []
         for row in rows:
             details = json.loads(row.details) or {}
