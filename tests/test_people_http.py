@@ -46,7 +46,7 @@ def body_of(guest: Application, method: str = "ctid") -> dict[str, Any]:
     }
 
 
-@pytest.mark.req("L7", "L11", "N1", "N2", "F2")
+@pytest.mark.req("L7", "L11", "N1", "N2")
 async def test_roles_register_masked_decrypt_with_purpose_trail_and_admin_sees_nothing(
     platform: Platform, clock: FixedClock
 ) -> None:
@@ -134,7 +134,7 @@ async def test_roles_register_masked_decrypt_with_purpose_trail_and_admin_sees_n
             assert guest.name not in r.text
 
 
-@pytest.mark.req("N4", "L3", "L10", "F2")
+@pytest.mark.req("N4", "L11", "L12")
 async def test_the_person_exports_corrects_and_deletes_through_an_access_link(
     platform: Platform, clock: FixedClock
 ) -> None:
@@ -201,7 +201,7 @@ async def test_the_person_exports_corrects_and_deletes_through_an_access_link(
         assert (r.status_code, code_of(r)) == (401, "unauthenticated")
 
 
-@pytest.mark.req("F2", "L3")
+@pytest.mark.req("L11", "L7")
 async def test_access_links_expire(platform: Platform, clock: FixedClock) -> None:
     admin = await make_admin(platform)
     admin_token = await login_token(platform, admin.login)

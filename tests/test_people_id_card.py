@@ -37,7 +37,7 @@ DESK = Actor("account:desk-1", "org-1")
 
 
 @pytest.mark.slow
-@pytest.mark.req("N2", "N3", "R9", "R10", "L12")
+@pytest.mark.req("N2", "N3", "R9", "R10", "L7", "L12", "F2")
 async def test_reader_photo_matches_live_face_and_is_discarded(
     platform: Platform,
     face_engine: FaceEngine,
@@ -96,7 +96,7 @@ async def test_someone_else_in_front_of_the_reader_is_rejected(
 
 
 @pytest.mark.slow
-@pytest.mark.req("N2", "N3", "R10")
+@pytest.mark.req("N2", "N3", "R10", "F2")
 async def test_reader_registration_over_http(
     platform: Platform, clock: FixedClock, face_engine: FaceEngine, face_photos: FacePhotos
 ) -> None:

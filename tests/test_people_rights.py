@@ -26,7 +26,7 @@ DESK = Actor("account:desk-1", "org-1")
 OPERATOR = Actor("account:op-1", "org-1")
 
 
-@pytest.mark.req("L10", "L12", "F2", "N4")
+@pytest.mark.req("L10", "L12", "L3")
 async def test_deleted_person_cannot_be_read_even_with_database_and_keys(
     platform: Platform,
 ) -> None:
@@ -76,7 +76,7 @@ async def test_deleted_person_cannot_be_read_even_with_database_and_keys(
             await SubjectRights(platform, session).issue_link(DESK, result.person_id)
 
 
-@pytest.mark.req("L7", "L11", "F2")
+@pytest.mark.req("L7", "L11")
 async def test_operator_deletion_and_reveal_need_a_recent_second_factor(
     platform: Platform, clock: FixedClock
 ) -> None:
