@@ -4,6 +4,7 @@ the database exactly as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
@@ -242,14 +243,14 @@ async def test_bad_input_has_a_stable_code_and_writes_nothing(
 
 
 @pytest.mark.req("N1", "R10")
+@pytest.mark.parametrize("org_id", ["org-1", None])
 async def test_concurrent_registrations_of_one_document_store_one_person(
-    platform: Platform,
+    platform: Platform, org_id: str | None
 ) -> None:
-    import asyncio
-
     guest = people(1)[0]
+    actor = Actor("account:desk-1", org_id)
     outcomes = await asyncio.gather(
-        *(register(platform, guest) for _ in range(3)), return_exceptions=True
+        *(register(platform, guest, actor=actor) for _ in range(3)), return_exceptions=True
     )
     registered = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, AnjuError)]

@@ -38,9 +38,14 @@ def people(count: int, seed: int = 6) -> list[Application]:
     regions = ["110105", "310104", "440305", "650102", "510107", "330106"]
     out = []
     for i in range(count):
-        name = f"{NAMES[i % len(NAMES)]}{'' if i < len(NAMES) else chr(0x4E00 + 37 * i)}"
-        if name[-1] in "abcdefghijklmnopqrstuvwxyz":
-            name = f"{NAMES[i % len(NAMES)]} {chr(ord('A') + i % 26)}x"
+        base = NAMES[i % len(NAMES)]
+        # Past the first round, make each name distinct in its own script.
+        suffix = (
+            chr(0x4E00 + 37 * i)
+            if base[0] > "\u2e80"
+            else f" {chr(65 + i % 26)}{chr(97 + i // 26)}"
+        )
+        name = base if i < len(NAMES) else base + suffix
         born = f"{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
         out.append(
             Application(

@@ -25,12 +25,14 @@ class Person(Base):
 
     __tablename__ = "people"
     __table_args__ = (
-        UniqueConstraint("org_id", "document_index", name="uq_people_org_document"),
+        UniqueConstraint("org_scope", "document_index", name="uq_people_org_document"),
         Index("ix_people_org_phone", "org_id", "phone_index"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # org_id, or "-" without one: NULLs never collide in a unique constraint, this does.
+    org_scope: Mapped[str] = mapped_column(String(36))
     subject_id: Mapped[str] = mapped_column(String(SUBJECT_ID_LENGTH), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # individual | organisation
     document_type: Mapped[str] = mapped_column(String(32))

@@ -23,7 +23,7 @@ from anju.errors import InvalidInput
 from anju.kit.crypto import random_bytes
 from anju.people.application import Application, CleanApplication, clean_application
 from anju.people.models import IdentityVerification, Person
-from anju.people.repository import PeopleRepository
+from anju.people.repository import PeopleRepository, org_scope
 from anju.people.service import Actor, DuplicatePerson, PeopleService, new_subject_id
 from anju.people.verification.base import (
     Evidence,
@@ -234,6 +234,7 @@ class Registrar:
         person = Person(
             id=person_id,
             org_id=actor.org_id,
+            org_scope=org_scope(actor.org_id),
             subject_id=subject_id,
             kind=clean.kind,
             document_type=clean.document_type.value,

@@ -12,6 +12,14 @@ from anju.audit.models import AuditEntry
 from anju.people.models import IdentityVerification, Person, SubjectAccessLink
 
 
+NO_ORG = "-"
+
+
+def org_scope(org_id: str | None) -> str:
+    """The organisation a person is registered in, for the uniqueness rule (``-``: none)."""
+    return NO_ORG if org_id is None else org_id
+
+
 class PeopleRepository:
     """Rows of people, verifications and access links in one session."""
 
@@ -28,8 +36,7 @@ class PeopleRepository:
     async def by_document(self, org_id: str | None, document_index: bytes) -> Person | None:
         """The person of ``org_id`` registered with this document (blind index)."""
         stmt = select(Person).where(
-            Person.document_index == document_index,
-            Person.org_id.is_(None) if org_id is None else Person.org_id == org_id,
+            Person.document_index == document_index, Person.org_scope == org_scope(org_id)
         )
         return (await self._session.execute(stmt)).scalar_one_or_none()
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
         "people",
         sa.Column("id", sa.String(32), nullable=False),
         sa.Column("org_id", sa.String(36), nullable=True),
+        sa.Column("org_scope", sa.String(36), nullable=False),
         sa.Column("subject_id", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("document_type", sa.String(32), nullable=False),
@@ -46,7 +47,7 @@ def upgrade() -> None:
         _time("updated_at"),
         _time("deleted_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_people"),
-        sa.UniqueConstraint("org_id", "document_index", name="uq_people_org_document"),
+        sa.UniqueConstraint("org_scope", "document_index", name="uq_people_org_document"),
         sa.UniqueConstraint("subject_id", name="uq_people_subject_id"),
     )
     op.create_index("ix_people_org_phone", "people", ["org_id", "phone_index"])
