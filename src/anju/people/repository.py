@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from anju.audit.models import AuditEntry
 from anju.people.models import IdentityVerification, Person, SubjectAccessLink
 
-
 NO_ORG = "-"
 
 
