@@ -263,3 +263,42 @@ async def test_the_served_app_takes_its_ctid_provider_from_settings(
             r = await client.post("/api/v1/people", json=body_of(guest), headers=desk)
         assert r.status_code == 201, r.text
         assert ctid.service.requests == 1
+
+
+@pytest.mark.req("L7", "L11")
+async def test_another_organisation_sees_nothing_of_a_person(
+    platform: Platform, clock: FixedClock
+) -> None:
+    admin_a = await make_admin(platform, login="sa-a", org="Hotel A")
+    admin_b = await make_admin(platform, login="sa-b", org="Hotel B")
+    token_a = await login_token(platform, admin_a.login)
+    token_b = await login_token(platform, admin_b.login)
+    desk_a = bearer(
+        await make_member_with_role(platform, clock, admin_a, token_a, "da", "front_desk")
+    )
+    desk_b = bearer(
+        await make_member_with_role(platform, clock, admin_b, token_b, "db", "front_desk")
+    )
+    auditor_b = bearer(
+        await make_member_with_role(platform, clock, admin_b, token_b, "ab", "auditor")
+    )
+    guest = people(1)[0]
+    async with client_with_provider(platform, None) as client:
+        r = await client.post(
+            "/api/v1/people",
+            json={**body_of(guest, "staff_offline"), "original_document_checked": True},
+            headers=desk_a,
+        )
+        person_id = r.json()["person_id"]
+        for call in (
+            client.get(f"/api/v1/people/{person_id}", headers=desk_b),
+            client.post(f"/api/v1/people/{person_id}/access-links", headers=desk_b),
+            client.get(f"/api/v1/people/{person_id}/access-trail", headers=auditor_b),
+            client.post(
+                "/api/v1/people/lookup",
+                json={"document_type": "resident_id", "document_number": guest.document_number},
+                headers=desk_b,
+            ),
+        ):
+            r = await call
+            assert (r.status_code, code_of(r)) == (404, "not_found")

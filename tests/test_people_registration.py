@@ -260,3 +260,29 @@ async def test_concurrent_registrations_of_one_document_store_one_person(
     counts = await row_counts(platform)
     assert counts["people"] == 1
     assert counts["people_verifications"] == 1
+
+
+@pytest.mark.req("N3", "L4")
+async def test_the_consent_hook_runs_before_anything_is_written(platform: Platform) -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    async def refuse_without_receipt(session: object, receipt: str | None, subject: str) -> None:
+        seen.append((receipt, subject))
+        if receipt is None:
+            raise AnjuError("需要同意 / consent needed")
+
+    before = await row_counts(platform)
+    guest = people(1)[0]
+    async with platform.db.transaction() as session:
+        registrar = Registrar(platform, session, consent_check=refuse_without_receipt)
+        with pytest.raises(AnjuError):
+            await registrar.register(DESK, guest, STAFF)
+    assert await row_counts(platform) == before
+    async with platform.db.transaction() as session:
+        registrar = Registrar(platform, session, consent_check=refuse_without_receipt)
+        result = await registrar.register(DESK, guest, STAFF, consent_receipt_id="rcpt-1")
+        kept = await session.get(IdentityVerification, result.verification_id)
+    assert kept is not None
+    assert kept.consent_receipt_id == "rcpt-1"
+    assert json.loads(kept.statement)["consent_receipt_id"] == "rcpt-1"
+    assert seen[-1] == ("rcpt-1", result.subject_id)
