@@ -73,10 +73,17 @@ async def test_roles_register_masked_decrypt_with_purpose_trail_and_admin_sees_n
 
             lookup = {"document_type": "resident_id", "document_number": guest.document_number}
             r = await client.post("/api/v1/people/lookup", json=lookup, headers=desk)
-            assert (r.status_code, r.json()["id"]) == (200, person_id)
+            assert [p["id"] for p in r.json()["people"]] == [person_id]
+            by_phone = {"phone": "+86 " + str(guest.phone)}
+            r = await client.post("/api/v1/people/lookup", json=by_phone, headers=desk)
+            assert [p["id"] for p in r.json()["people"]] == [person_id]
             missing = {**lookup, "document_number": people(3)[2].document_number}
             r = await client.post("/api/v1/people/lookup", json=missing, headers=desk)
-            assert (r.status_code, code_of(r)) == (404, "not_found")
+            assert (r.status_code, r.json()["people"]) == (200, [])
+            r = await client.post(
+                "/api/v1/people/lookup", json={**lookup, **by_phone}, headers=desk
+            )
+            assert (r.status_code, code_of(r)) == (422, "invalid_input")
             r = await client.get(f"/api/v1/people/{person_id}", headers=desk)
             assert r.status_code == 200
             assert r.json()["masked"]["phone"] == guest.phone[:3] + "****" + guest.phone[-4:]
@@ -294,11 +301,14 @@ async def test_another_organisation_sees_nothing_of_a_person(
             client.get(f"/api/v1/people/{person_id}", headers=desk_b),
             client.post(f"/api/v1/people/{person_id}/access-links", headers=desk_b),
             client.get(f"/api/v1/people/{person_id}/access-trail", headers=auditor_b),
-            client.post(
-                "/api/v1/people/lookup",
-                json={"document_type": "resident_id", "document_number": guest.document_number},
-                headers=desk_b,
-            ),
         ):
             r = await call
             assert (r.status_code, code_of(r)) == (404, "not_found")
+        for lookup in (
+            {"document_type": "resident_id", "document_number": guest.document_number},
+            {"phone": guest.phone},
+        ):
+            r = await client.post("/api/v1/people/lookup", json=lookup, headers=desk_b)
+            assert (r.status_code, r.json()["people"]) == (200, [])
+            r = await client.post("/api/v1/people/lookup", json=lookup, headers=desk_a)
+            assert [p["id"] for p in r.json()["people"]] == [person_id]

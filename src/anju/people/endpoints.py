@@ -4,7 +4,8 @@ Staff (bearer token of an account or API key):
 
 - ``POST /people`` — register and verify (``people.register``: front desk, property manager);
   ``POST /people/id-card`` — the same from an ID-card reader with a 1:1 face check.
-- ``POST /people/lookup`` and ``GET /people/{id}`` — masked view (``pi.read_masked``).
+- ``POST /people/lookup`` (document or phone, blind index) and ``GET /people/{id}`` — masked
+  view (``pi.read_masked``).
 - ``POST /people/{id}/reveal`` — clear values for a stated purpose (``pi.read`` and a recent
   second factor: data operator); each decryption is audited with the purpose.
 - ``PATCH /people/{id}`` — correct contact fields (``pi.write``: data operator).
@@ -33,7 +34,7 @@ from anju.accounts.roles import Cap
 from anju.accounts.service import AccountService
 from anju.api.deps import PlatformDep
 from anju.biometrics.access import authorised
-from anju.errors import NotFound
+from anju.errors import InvalidInput
 from anju.people.registration import Registrar
 from anju.people.rights import SubjectRights, subject_actor
 from anju.people.schemas import (
@@ -42,6 +43,7 @@ from anju.people.schemas import (
     IdCardRegisterIn,
     LinkOut,
     LookupIn,
+    LookupOut,
     PersonOut,
     RegisterIn,
     RegistrationOut,
@@ -117,16 +119,23 @@ async def register_id_card(
     return RegistrationOut.model_validate(result.as_dict())
 
 
-@router.post("/lookup", response_model=PersonOut)
-async def lookup(body: LookupIn, token: BearerToken, platform: PlatformDep) -> PersonOut:
-    """按证件查找（盲索引，脱敏）/ Find a person by document (blind index; masked)."""
+@router.post("/lookup", response_model=LookupOut)
+async def lookup(body: LookupIn, token: BearerToken, platform: PlatformDep) -> LookupOut:
+    """按证件或电话查找（盲索引，脱敏）/ Find people by document or phone (blind index; masked)."""
     async with authorised(platform, token, Cap.PI_READ_MASKED, "people.lookup") as (s, p):
-        view = await PeopleService(platform, s).find_by_document(
-            p.org_id, body.document_type, body.document_number
-        )
-    if view is None:
-        raise NotFound("没有此人 / no such person")
-    return PersonOut.model_validate(view.as_dict())
+        service = PeopleService(platform, s)
+        if body.document_type and body.document_number and body.phone is None:
+            view = await service.find_by_document(
+                p.org_id, body.document_type, body.document_number
+            )
+            views = [] if view is None else [view]
+        elif body.phone and body.document_type is None and body.document_number is None:
+            views = await service.find_by_phone(p.org_id, body.phone)
+        else:
+            raise InvalidInput(
+                "请给出证件类型和号码，或电话 / give a document type and number, or a phone"
+            )
+    return LookupOut(people=[PersonOut.model_validate(v.as_dict()) for v in views])
 
 
 @router.get("/self", response_model=None)

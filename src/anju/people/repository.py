@@ -40,14 +40,14 @@ class PeopleRepository:
         return (await self._session.execute(stmt)).scalar_one_or_none()
 
     async def by_phone(self, org_id: str | None, phone_index: bytes) -> Sequence[Person]:
-        stmt = select(Person).where(
-            Person.phone_index == phone_index,
-            Person.org_id.is_(None) if org_id is None else Person.org_id == org_id,
+        """People of ``org_id`` with this phone number (blind index; several may share one)."""
+        stmt = (
+            select(Person)
+            .where(Person.phone_index == phone_index, Person.org_scope == org_scope(org_id))
+            .order_by(Person.created_at, Person.id)
+            .limit(50)
         )
         return (await self._session.execute(stmt)).scalars().all()
-
-    async def count(self) -> int:
-        return len((await self._session.execute(select(Person.id))).all())
 
     async def verifications_of(self, subject_id: str) -> Sequence[IdentityVerification]:
         stmt = (

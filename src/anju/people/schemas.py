@@ -99,10 +99,17 @@ class PersonOut(BaseModel):
 
 
 class LookupIn(BaseModel):
+    """Either a document (type and number) or a phone number."""
+
     model_config = ConfigDict(extra="forbid")
 
-    document_type: str = Field(max_length=64)
-    document_number: str = Field(max_length=LONG)
+    document_type: str | None = Field(default=None, max_length=64)
+    document_number: str | None = Field(default=None, max_length=LONG)
+    phone: str | None = Field(default=None, max_length=LONG)
+
+
+class LookupOut(BaseModel):
+    people: list[PersonOut]
 
 
 class RevealIn(BaseModel):

@@ -20,6 +20,7 @@ from anju.people.validation.documents import (
     normalise_number,
     parse_document_type,
 )
+from anju.people.validation.names import validate_phone
 from anju.platform import Platform
 from anju.privacy.inventory import Purpose
 from anju.privacy.vault import PIVault
@@ -137,6 +138,11 @@ class PeopleService:
         kind = parse_document_type(document_type)
         row = await self._repo.by_document(org_id, self.document_index(kind, number))
         return None if row is None else view_of(row)
+
+    async def find_by_phone(self, org_id: str | None, phone: str) -> list[PersonView]:
+        """People with this phone number (blind index; masked)."""
+        rows = await self._repo.by_phone(org_id, self.phone_index(validate_phone(phone)))
+        return [view_of(row) for row in rows]
 
     async def reveal(
         self, actor: Actor, person_id: str, fields: list[str], purpose: str
