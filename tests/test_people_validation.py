@@ -159,3 +159,18 @@ def test_application_rules_for_kinds() -> None:
     assert "11010519491231002X" not in repr(
         Application("individual", "resident_id", "11010519491231002X", "张三")
     )
+
+
+def test_request_bodies_never_show_pi_in_repr_or_str() -> None:
+    from anju.people.schemas import RegisterIn
+
+    body = RegisterIn(
+        document_type="resident_id",
+        document_number="11010519491231002X",
+        name="欧阳娜娜",
+        phone="13912345678",
+        method="staff_offline",
+    )
+    for text in (repr(body), str(body), repr(body.application())):
+        for value in ("11010519491231002X", "欧阳娜娜", "13912345678"):
+            assert value not in text
