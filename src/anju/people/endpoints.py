@@ -52,10 +52,12 @@ from anju.people.schemas import (
 )
 from anju.people.service import Actor, PeopleService, view_of
 from anju.people.verification.base import (
+    Evidence,
     IdCardCheck,
     IdentityProvider,
     NetworkCheck,
     ProviderUnavailable,
+    RemoteFaceCheck,
     StaffCheck,
 )
 
@@ -88,11 +90,15 @@ async def register(
     platform: PlatformDep,
 ) -> RegistrationOut:
     """实名登记 / Register a person or organisation and verify their identity."""
-    evidence = (
-        NetworkCheck(_provider(request))
-        if body.method == "ctid"
-        else StaffCheck(original_document_checked=body.original_document_checked)
-    )
+    evidence: Evidence
+    if body.method == "ctid":
+        evidence = NetworkCheck(_provider(request))
+    elif body.method == "online_face_check":
+        if body.face_capture_id is None:
+            raise InvalidInput("需要人脸核验记录 / online_face_check needs face_capture_id")
+        evidence = RemoteFaceCheck(body.face_capture_id)
+    else:
+        evidence = StaffCheck(original_document_checked=body.original_document_checked)
     async with authorised(platform, token, Cap.PEOPLE_REGISTER, "people.register") as (s, p):
         result = await Registrar(platform, s).register(
             _actor(p), body.application(), evidence, consent_receipt_id=body.consent_receipt_id

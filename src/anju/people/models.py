@@ -71,6 +71,8 @@ class IdentityVerification(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # verified | rejected
     checked_by: Mapped[str] = mapped_column(String(200))
     consent_receipt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The remote face check this verification used (online registration): usable once.
+    face_capture_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     statement: Mapped[str] = mapped_column(Text())
     signature: Mapped[bytes] = mapped_column(LargeBinary())

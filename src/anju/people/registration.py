@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.audit import AuditLog
 from anju.audit.encoding import time_text
+from anju.biometrics.repository import BiometricsRepository
 from anju.biometrics.service import BiometricService, Operator
 from anju.errors import InvalidInput
 from anju.kit.crypto import random_bytes
@@ -27,11 +29,13 @@ from anju.people.repository import PeopleRepository, org_scope
 from anju.people.service import Actor, DuplicatePerson, PeopleService, new_subject_id
 from anju.people.verification.base import (
     Evidence,
+    FaceCheckUnusable,
     IdCardCheck,
     IdentityClaim,
     NetworkCheck,
     OriginalNotChecked,
     ProviderResult,
+    RemoteFaceCheck,
     StaffCheck,
 )
 from anju.people.verification.statement import sign_statement
@@ -41,6 +45,8 @@ from anju.platform import Platform
 #: registration (supplied by the consent domain).
 ConsentCheck = Callable[[AsyncSession, str | None, str], Awaitable[None]]
 MAX_RECEIPT_ID = 64
+REMOTE_CHECK_KIND = "remote_document_check"
+REMOTE_CHECK_MAX_AGE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,7 @@ class Registrar:
         verification_id = await self._keep_result(
             actor, evidence.method, result, subject_id, person_id, clean, consent_receipt_id,
             face_decision,
+            evidence.capture_id if isinstance(evidence, RemoteFaceCheck) else None,
         )  # fmt: skip
         if person_id is None:
             await self._audit.record(
@@ -170,7 +177,32 @@ class Registrar:
             return ProviderResult(outcome, "id_card_reader", f"face:{check.decision}", reason), (
                 check.decision
             )
+        if isinstance(evidence, RemoteFaceCheck):
+            decision = await self._remote_face_decision(actor, evidence.capture_id)
+            outcome = "verified" if decision == "match" else "rejected"
+            reason = "" if decision == "match" else f"face_{decision}"
+            reference = f"capture:{evidence.capture_id}"
+            return ProviderResult(outcome, "remote_face_check", reference, reason), decision
         return ProviderResult("verified", "staff", "original_document_checked"), None
+
+    async def _remote_face_decision(self, actor: Actor, capture_id: str) -> str:
+        """The decision of a usable remote document check (else ``face_check_unusable``)."""
+        capture = await BiometricsRepository(self._session).capture(capture_id)
+        now = self._platform.clock.now()
+        if (
+            capture is None
+            or capture.kind != REMOTE_CHECK_KIND
+            or capture.operator != actor.actor
+            or capture.liveness != "passed"
+            or capture.outcome not in ("match", "no_match")
+            or not now - REMOTE_CHECK_MAX_AGE <= capture.at <= now
+            or await self._repo.verification_using_capture(capture_id) is not None
+        ):
+            raise FaceCheckUnusable(
+                "人脸核验记录不可用（不存在、已过期、未通过活体检测或已使用）/ the face check is "
+                "unknown, expired, without a passed liveness check, or already used"
+            )
+        return capture.outcome
 
     async def _keep_result(
         self,
@@ -182,6 +214,7 @@ class Registrar:
         clean: CleanApplication,
         consent_receipt_id: str | None,
         face_decision: str | None,
+        face_capture_id: str | None,
     ) -> str:
         """The signed verification statement, stored; its id."""
         verification_id = random_bytes(16).hex()
@@ -202,24 +235,31 @@ class Registrar:
             "face": face_decision,
             "checked_by": actor.actor,
             "consent_receipt_id": consent_receipt_id,
+            "face_capture_id": face_capture_id,
             "at": time_text(at),
         }
         text, signature = sign_statement(self._platform.keys, statement)
-        await self._repo.add(
-            IdentityVerification(
-                id=verification_id,
-                person_id=person_id,
-                subject_id=subject_id,
-                org_id=actor.org_id,
-                method=method,
-                outcome=result.outcome,
-                checked_by=actor.actor,
-                consent_receipt_id=consent_receipt_id,
-                at=at,
-                statement=text,
-                signature=signature,
-            )
+        row = IdentityVerification(
+            id=verification_id,
+            person_id=person_id,
+            subject_id=subject_id,
+            org_id=actor.org_id,
+            method=method,
+            outcome=result.outcome,
+            checked_by=actor.actor,
+            consent_receipt_id=consent_receipt_id,
+            face_capture_id=face_capture_id,
+            at=at,
+            statement=text,
+            signature=signature,
         )
+        try:
+            async with self._session.begin_nested():
+                await self._repo.add(row)
+        except DbIntegrityError:
+            raise FaceCheckUnusable(  # a concurrent registration used the same face check
+                "人脸核验记录已被使用 / the face check was already used"
+            ) from None
         return verification_id
 
     async def _store(

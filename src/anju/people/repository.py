@@ -57,6 +57,12 @@ class PeopleRepository:
         )
         return (await self._session.execute(stmt)).scalars().all()
 
+    async def verification_using_capture(self, capture_id: str) -> IdentityVerification | None:
+        stmt = select(IdentityVerification).where(
+            IdentityVerification.face_capture_id == capture_id
+        )
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
     async def verification(self, verification_id: str) -> IdentityVerification | None:
         return await self._session.get(IdentityVerification, verification_id)
 

@@ -25,8 +25,9 @@ class RegisterIn(BaseModel):
     email: str | None = Field(default=None, max_length=LONG)
     address: str | None = Field(default=None, max_length=LONG)
     legal_representative: str | None = Field(default=None, max_length=LONG)
-    method: Literal["ctid", "staff_offline"]
+    method: Literal["ctid", "staff_offline", "online_face_check"]
     original_document_checked: bool = False
+    face_capture_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     consent_receipt_id: str | None = Field(default=None, max_length=64)
 
     def application(self) -> Application:

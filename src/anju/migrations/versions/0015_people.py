@@ -61,10 +61,12 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("checked_by", sa.String(200), nullable=False),
         sa.Column("consent_receipt_id", sa.String(64), nullable=True),
+        sa.Column("face_capture_id", sa.String(32), nullable=True),
         _time("at"),
         sa.Column("statement", sa.Text(), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_people_verifications"),
+        sa.UniqueConstraint("face_capture_id", name="uq_people_verifications_face_capture_id"),
     )
     op.create_index("ix_people_verifications_subject", "people_verifications", ["subject_id"])
     op.create_index("ix_people_verifications_person_id", "people_verifications", ["person_id"])

@@ -24,6 +24,13 @@ class OriginalNotChecked(InvalidInput):
     code = "original_document_not_checked"
 
 
+class FaceCheckUnusable(InvalidInput):
+    """The remote face check named is unknown, not this caller's, stale, without a passed
+    liveness check, not a document check, or already used for a registration."""
+
+    code = "face_check_unusable"
+
+
 @dataclass(frozen=True)
 class IdentityClaim:
     """Who a person says they are. PI: its repr shows no value."""
@@ -79,6 +86,17 @@ class IdCardCheck:
 
 
 @dataclass(frozen=True)
+class RemoteFaceCheck:
+    """Evidence for online registration (N2): a remote document check the same caller made just
+    before (``POST /api/v1/biometrics/document-checks``: the ID photo against live frames that
+    answered a liveness challenge), named by its capture id. Usable once, for 10 minutes."""
+
+    capture_id: str
+
+    method = "online_face_check"
+
+
+@dataclass(frozen=True)
 class StaffCheck:
     """Evidence: a staff member checked the original document in person (offline)."""
 
@@ -87,4 +105,4 @@ class StaffCheck:
     method = "staff_offline"
 
 
-Evidence = NetworkCheck | IdCardCheck | StaffCheck
+Evidence = NetworkCheck | IdCardCheck | RemoteFaceCheck | StaffCheck
