@@ -4,6 +4,7 @@ administrator sees nothing; the person uses an access link to export, correct an
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
@@ -15,7 +16,9 @@ import pytest
 
 from anju.app import create_app
 from anju.kit.clock import FixedClock
+from anju.kit.crypto import SM2PublicKey
 from anju.people.application import Application
+from anju.people.verification.statement import canonical, statement_is_authentic
 from anju.platform import Platform
 from tests.support.accounts import login_token, make_admin, make_member_with_role
 from tests.support.http import api_client, bearer, code_of
@@ -170,6 +173,12 @@ async def test_the_person_exports_corrects_and_deletes_through_an_access_link(
         assert export["data"]["document_number"] == guest.document_number
         assert export["verifications"][0]["statement"]["checked_by"].startswith("account:")
         assert export["verifications"][0]["statement"]["consent_receipt_id"] == "receipt-123"
+        # The person can check the signed statement on their own with the key in the export.
+        kept = export["verifications"][0]
+        public = SM2PublicKey.from_pem(export["verification_public_key"])
+        assert statement_is_authentic(
+            public, canonical(kept["statement"]), base64.b64decode(kept["signature"])
+        )
         assert any(e["action"] == "people.registered" for e in export["access_trail"])
 
         r = await client.patch(

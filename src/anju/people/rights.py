@@ -26,6 +26,7 @@ from anju.people.application import PI_FIELDS
 from anju.people.models import Person, SubjectAccessLink
 from anju.people.repository import PeopleRepository
 from anju.people.service import Actor, PeopleService, view_of
+from anju.people.verification.statement import SIGNER_ID, VERIFICATION_SIGNER
 from anju.platform import Platform
 from anju.privacy.inventory import Purpose
 
@@ -136,6 +137,10 @@ class SubjectRights:
             "person": {**view_of(person).as_dict(), "registered_at": time_text(person.created_at)},
             "data": data,
             "verifications": verifications,
+            "verification_public_key": self._platform.keys.signer(
+                VERIFICATION_SIGNER
+            ).public_key.to_pem(),
+            "verification_signer_id": SIGNER_ID.decode(),
             "access_trail": await self.trail(person, limit=None),
         }
 
