@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from anju.app import create_app
+from anju.errors import InvalidInput
 from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PublicKey
 from anju.people.application import Application
@@ -27,10 +28,11 @@ from tests.support.people import fake_ctid, member_with_second_factor, people
 
 @contextlib.asynccontextmanager
 async def client_with_provider(
-    platform: Platform, provider: Any
+    platform: Platform, provider: Any, consent_check: Any = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(platform)
     app.state.identity_provider = provider
+    app.state.consent_check = consent_check
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://anju.test") as client:
         yield client
@@ -243,6 +245,7 @@ async def test_access_links_expire(platform: Platform, clock: FixedClock) -> Non
         clock.advance(seconds=31 * 60)
         r = await client.get("/api/v1/people/self", headers=link)
         assert (r.status_code, code_of(r)) == (401, "unauthenticated")
+
         # A ctid registration without a configured provider is a clear error.
         r = await client.post("/api/v1/people", json=body_of(people(2)[1]), headers=desk)
         assert (r.status_code, code_of(r)) == (503, "verification_provider_unavailable")
@@ -321,3 +324,26 @@ async def test_another_organisation_sees_nothing_of_a_person(
             assert (r.status_code, r.json()["people"]) == (200, [])
             r = await client.post("/api/v1/people/lookup", json=lookup, headers=desk_a)
             assert [p["id"] for p in r.json()["people"]] == [person_id]
+
+
+@pytest.mark.req("N3", "L4")
+async def test_the_consent_domains_check_runs_on_http_registrations(
+    platform: Platform, clock: FixedClock
+) -> None:
+    async def no_receipt_no_registration(session: Any, receipt: Any, subject: str) -> None:
+        if receipt is None:
+            raise InvalidInput("需要同意回执 / a consent receipt is needed")
+
+    admin = await make_admin(platform)
+    admin_token = await login_token(platform, admin.login)
+    desk = bearer(
+        await make_member_with_role(platform, clock, admin, admin_token, "desk", "front_desk")
+    )
+    guest = {**body_of(people(1)[0], "staff_offline"), "original_document_checked": True}
+    async with client_with_provider(platform, None, no_receipt_no_registration) as client:
+        r = await client.post(
+            "/api/v1/people", json={**guest, "consent_receipt_id": None}, headers=desk
+        )
+        assert (r.status_code, code_of(r)) == (422, "invalid_input")
+        r = await client.post("/api/v1/people", json=guest, headers=desk)
+        assert r.status_code == 201, r.text

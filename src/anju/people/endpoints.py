@@ -18,7 +18,9 @@ Staff (bearer token of an account or API key):
 The person (bearer token = their access link): ``GET /people/self`` (JSON export),
 ``GET /people/self/access-trail``, ``PATCH /people/self``, ``POST /people/self/deletion``.
 
-Refused staff calls are audited (outcome ``denied``). A ``ctid`` registration needs an identity
+Refused staff calls are audited (outcome ``denied``). Registrations call
+``app.state.consent_check`` (a :data:`~anju.people.registration.ConsentCheck`) when the consent
+domain has set one. A ``ctid`` registration needs an identity
 provider on ``app.state.identity_provider`` (see docs/people.md).
 """
 
@@ -35,7 +37,7 @@ from anju.accounts.service import AccountService
 from anju.api.deps import PlatformDep
 from anju.biometrics.access import authorised
 from anju.errors import InvalidInput
-from anju.people.registration import Registrar
+from anju.people.registration import ConsentCheck, Registrar
 from anju.people.rights import SubjectRights, subject_actor
 from anju.people.schemas import (
     CorrectionIn,
@@ -72,6 +74,12 @@ def _actor(principal: Principal) -> Actor:
     return Actor(principal.actor, principal.org_id)
 
 
+def _consent_check(request: Request) -> ConsentCheck | None:
+    """The consent domain's check of a receipt, once it is wired in (``app.state``)."""
+    check: ConsentCheck | None = getattr(request.app.state, "consent_check", None)
+    return check
+
+
 def _provider(request: Request) -> IdentityProvider:
     provider: IdentityProvider | None = getattr(request.app.state, "identity_provider", None)
     if provider is None:
@@ -100,7 +108,7 @@ async def register(
     else:
         evidence = StaffCheck(original_document_checked=body.original_document_checked)
     async with authorised(platform, token, Cap.PEOPLE_REGISTER, "people.register") as (s, p):
-        result = await Registrar(platform, s).register(
+        result = await Registrar(platform, s, consent_check=_consent_check(request)).register(
             _actor(p), body.application(), evidence, consent_receipt_id=body.consent_receipt_id
         )
     if result.outcome != "registered":
@@ -110,14 +118,18 @@ async def register(
 
 @router.post("/id-card", response_model=RegistrationOut, status_code=status.HTTP_201_CREATED)
 async def register_id_card(
-    body: IdCardRegisterIn, response: Response, token: BearerToken, platform: PlatformDep
+    body: IdCardRegisterIn,
+    request: Request,
+    response: Response,
+    token: BearerToken,
+    platform: PlatformDep,
 ) -> RegistrationOut:
     """读卡器登记 / Register from an ID-card reader: chip data + photo, 1:1 with a live capture.
 
     The photo and the capture are compared in memory and dropped; only the decision is kept."""
     evidence = IdCardCheck(photo=body.photo, live=body.live, device=body.device)
     async with authorised(platform, token, Cap.PEOPLE_REGISTER, "people.register") as (s, p):
-        result = await Registrar(platform, s).register(
+        result = await Registrar(platform, s, consent_check=_consent_check(request)).register(
             _actor(p), body.application(), evidence, consent_receipt_id=body.consent_receipt_id
         )
     if result.outcome != "registered":
