@@ -3,7 +3,7 @@
 PI never goes on the command line (shell history, process lists): ``register`` reads the
 person's data as JSON from a file or stdin. Output is masked. ``fake-ctid`` runs the fake
 CTID-style identity service on loopback for the demo and writes the client configuration
-``register --ctid-config`` reads.
+``register --ctid-config`` reads. ``link`` issues the person's subject access link.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ import typer
 from anju.cli.common import DataDirOption, fail, run, settings_for
 from anju.people.application import Application
 from anju.people.registration import Registrar, Registration
+from anju.people.rights import IssuedLink, SubjectRights
 from anju.people.service import Actor, PeopleService, view_of
 from anju.people.verification.base import Evidence, NetworkCheck, StaffCheck
 from anju.people.verification.config import load_ctid_config
@@ -117,6 +119,27 @@ def show_command(
             ).as_dict()
 
     typer.echo(json.dumps(run(_show()), ensure_ascii=False, indent=2))
+
+
+@app.command("link")
+def link_command(
+    person_id: Annotated[str, typer.Argument(help="The person's id.")],
+    operator: OperatorOption,
+    minutes: Annotated[int, typer.Option("--minutes", help="Lifetime, 1..1440.")] = 30,
+    org_id: OrgOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """A subject access link for the person (shown once; hand it to them in person)."""
+    settings = settings_for(data_dir)
+
+    async def _link() -> IssuedLink:
+        async with open_platform(settings) as platform, platform.db.transaction() as session:
+            return await SubjectRights(platform, session).issue_link(
+                Actor(f"cli:{operator}", org_id), person_id, timedelta(minutes=minutes)
+            )
+
+    issued = run(_link())
+    typer.echo(json.dumps({"token": issued.token, "expires_at": issued.expires_at.isoformat()}))
 
 
 @app.command("fake-ctid")
