@@ -16,6 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from anju.errors import AnjuError
 from anju.kit.crypto import SM2PrivateKey, random_bytes
 from anju.people.validation.documents import normalise_number
 from anju.people.verification.ctid_wire import (
@@ -110,7 +111,7 @@ class FakeCtidService:
         try:
             request = json.loads(body)
             claim = open_claim(self.key, request)
-        except Exception:
+        except (ValueError, KeyError, TypeError, AnjuError):  # malformed, or does not decrypt
             return 400, {"error": "bad_request"}
         known = self._identities.get(
             (claim.get("document_type", ""), normalise_number(claim.get("document_number", "")))
