@@ -98,7 +98,7 @@ class Registrar:
         *,
         consent_receipt_id: str | None = None,
     ) -> Registration:
-        """Validate, check for a duplicate, verify, sign and keep the result, store the person."""
+        """Validate, verify, refuse a duplicate, sign and keep the result, store the person."""
         if consent_receipt_id is not None and not 0 < len(consent_receipt_id) <= MAX_RECEIPT_ID:
             raise InvalidInput("同意回执标识无效 / consent receipt id must be 1..64 characters")
         clean = clean_application(application, self._platform.clock.now().date())
