@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import json
-import socket
 import time
 from typing import Any
 
@@ -34,14 +32,16 @@ from bench.fleet import (
     Connected,
     bench_platform,
     connect_device,
+    generator_main,
     generator_stdin,
-    load_average,
     open_secure_elements,
     percentiles,
     private_mosquitto,
+    profiled,
     provision,
     read_line,
     scratch_dir,
+    served,
     start_generator,
 )
 
@@ -134,70 +134,41 @@ async def generator() -> None:
 async def run(
     devices: int, rate: int, seconds: float, profile: str | None = None
 ) -> dict[str, Any]:
-    import uvicorn
     from sqlalchemy import select
     from tests.support.accounts import make_admin
 
-    from anju.cli.serve import http_app
     from anju.devices.ca import ca_public_key_pem
     from anju.devices.command_models import DeviceCommand
-    from anju.gateway.options import GatewayOptions
-    from anju.gateway.runner import Gateway
 
     tmp = scratch_dir("anju-bench-cmd-")
     async with bench_platform(tmp, second_factor_window_seconds=3600) as platform:
         admin = await make_admin(platform, login="bench-admin", org="bench org")
         fleet = await provision(platform, tmp, devices, org_id=admin.org_id)
-        async with private_mosquitto(platform, tmp / "mosquitto") as broker:
-            gateway = Gateway(platform, broker.address, GatewayOptions())
-            await gateway.start()
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    http_app(platform, gateway),
-                    host="127.0.0.1",
-                    port=port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                )
-            )
-            serving = asyncio.create_task(server.serve())
-            try:
-                while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for it)
-                    await asyncio.sleep(0.05)
-                spec = {
-                    "ca_pem": ca_public_key_pem(platform.keys),
-                    "host": broker.address.host,
-                    "port": broker.address.port,
-                    "devices": fleet.devices,
-                    "api": f"http://127.0.0.1:{port}",
-                    "token": admin.token,
-                    "rate": rate,
-                    "seconds": seconds,
-                }
-                gen = await start_generator("bench.bench_commands", spec)
-                assert (await read_line(gen, 600))[0] == "ready"
-                passes0 = gateway.dispatcher.full_passes
-                profiler = cProfile.Profile() if profile else None
-                if profiler is not None:
-                    profiler.enable()
+        async with (
+            private_mosquitto(platform, tmp / "mosquitto") as broker,
+            served(platform, broker) as (gateway, api),
+        ):
+            spec = {
+                "ca_pem": ca_public_key_pem(platform.keys),
+                "host": broker.address.host,
+                "port": broker.address.port,
+                "devices": fleet.devices,
+                "api": api,
+                "token": admin.token,
+                "rate": rate,
+                "seconds": seconds,
+            }
+            gen = await start_generator("bench.bench_commands", spec)
+            assert (await read_line(gen, 600))[0] == "ready"
+            passes0 = gateway.dispatcher.full_passes
+            with profiled(profile):
                 cpu0 = time.process_time()
                 words = await read_line(gen, seconds + 300)
                 cpu = time.process_time() - cpu0
-                if profiler is not None:
-                    profiler.disable()
-                    profiler.dump_stats(profile)
-                assert words[0] == "done", words
-                client = json.loads(" ".join(words[1:]))
-                await gen.wait()
-                full_passes = gateway.dispatcher.full_passes - passes0
-            finally:
-                server.should_exit = True
-                await serving
-                await gateway.stop()
+            assert words[0] == "done", words
+            client = json.loads(" ".join(words[1:]))
+            await gen.wait()
+            full_passes = gateway.dispatcher.full_passes - passes0
         async with platform.db.transaction() as session:
             rows = (
                 await session.execute(
@@ -265,18 +236,15 @@ def report(r: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--devices", type=int, default=200)
-    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
-    args = parser.parse_args()
-    if args.generator:
-        asyncio.run(generator())
-        return
-    print(f"# {load_average()} before the run", flush=True)
-    report(asyncio.run(run(args.devices, args.rate, args.seconds, args.profile)))
-    print(f"# {load_average()} after the run", flush=True)
+    generator_main(
+        parser,
+        generator,
+        lambda args: run(args.devices, args.rate, args.seconds, args.profile),
+        report,
+    )
 
 
 if __name__ == "__main__":

@@ -14,20 +14,24 @@ measure the disk, not the platform. A real lock has its own flash.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import cProfile
 import ctypes
 import gc
 import json
 import os
 import secrets
+import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +86,24 @@ def load_average() -> str:
 
 
 # --- the platform side -------------------------------------------------------------------------
+class SteppingClock:
+    """The real clock, which set-up can also move forward (``advance``, as the test helpers do
+    to reach a fresh TOTP step); the figures are differences of its readings."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> datetime:
+        self._offset += timedelta(**delta)
+        return self.now()
+
+
 @contextlib.asynccontextmanager
 async def bench_platform(
-    tmp: Path, db_kind: str = "postgres", **settings: Any
+    tmp: Path, db_kind: str = "postgres", clock: Any = None, **settings: Any
 ) -> AsyncIterator[Any]:
     """A migrated database (PostgreSQL: a fresh schema, dropped afterwards) and a new keyring."""
     from sqlalchemy import text
@@ -111,7 +130,10 @@ async def bench_platform(
     db = Database(url)
     try:
         await upgrade(db)
-        yield Platform(settings=config, db=db, keys=keys)
+        if clock is None:
+            yield Platform(settings=config, db=db, keys=keys)
+        else:
+            yield Platform(settings=config, db=db, keys=keys, clock=clock)
     finally:
         await db.dispose()
         if admin is not None:
@@ -205,6 +227,77 @@ async def _provision_here(
                         }
                     )
     return {"org_id": org_id, "devices": devices}
+
+
+@contextlib.asynccontextmanager
+async def served(platform: Any, broker: Any) -> AsyncIterator[tuple[Any, str]]:
+    """What ``anju serve`` runs, in this process: the gateway on ``broker`` and the HTTP API on
+    a free loopback port; yields (gateway, API base URL)."""
+    import uvicorn
+
+    from anju.cli.serve import http_app
+    from anju.gateway.options import GatewayOptions
+    from anju.gateway.runner import Gateway
+
+    gateway = Gateway(platform, broker.address, GatewayOptions())
+    await gateway.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            http_app(platform, gateway),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for it)
+            await asyncio.sleep(0.05)
+        yield gateway, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+        await gateway.stop()
+
+
+def generator_main(
+    parser: argparse.ArgumentParser,
+    generator: Callable[[], Coroutine[Any, Any, None]],
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """The command line of a benchmark with a load-generator process: ``--generator`` runs the
+    generator (started by :func:`start_generator`), otherwise the measured run with the load
+    average printed around it; ``--profile FILE`` is for ``run`` to pass to :func:`profiled`."""
+    parser.add_argument("--generator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="write the platform process's cProfile stats here")
+    args = parser.parse_args()
+    if args.generator:
+        asyncio.run(generator())
+        return
+    print(f"# {load_average()} before the run", flush=True)
+    report(asyncio.run(run(args)))
+    print(f"# {load_average()} after the run", flush=True)
+
+
+@contextlib.contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile the block and write the stats to ``path`` (nothing when None)."""
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
 
 
 @contextlib.asynccontextmanager

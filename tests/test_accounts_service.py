@@ -450,6 +450,7 @@ async def test_api_keys_carry_their_scopes_expire_and_can_be_revoked(
         Cap.PROPERTIES_READ,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.CONSENT_RECORD,
     }
     with pytest.raises(Forbidden):  # its scope does not include account administration
         await as_principal(platform, issued.token, lambda s, p: s.list_accounts(p))

@@ -36,13 +36,19 @@ DESCRIPTION = (
 
 def include_domain_routers(app: FastAPI) -> None:
     """THE one place where domain routers are registered on the app."""
+    from anju.access.endpoints import router as access_router
     from anju.accounts.endpoints import router as accounts_router
+    from anju.alarms.endpoints import router as alarms_router
     from anju.audit.endpoints import router as audit_router
     from anju.biometrics.endpoints import router as biometrics_router
+    from anju.consent.endpoints import router as consent_router
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
     from anju.people.endpoints import router as people_router
+    from anju.retention.endpoints import router as retention_router
+    from anju.unlocks.endpoints import router as unlocks_router
+    from anju.webhooks.endpoints import router as webhooks_router
 
     app.include_router(accounts_router)
     app.include_router(audit_router)
@@ -51,6 +57,12 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(firmware_router)
     app.include_router(biometrics_router)
     app.include_router(people_router)
+    app.include_router(access_router)
+    app.include_router(unlocks_router)
+    app.include_router(alarms_router)
+    app.include_router(webhooks_router)
+    app.include_router(consent_router)
+    app.include_router(retention_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

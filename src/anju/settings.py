@@ -79,6 +79,35 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
 
+    # Unlock records, alarms, webhooks (docs/records.md, docs/webhooks.md).
+    unlock_retention_days: int = Field(
+        default=180,
+        ge=1,
+        le=3650,
+        description="Unlock records older than this are deleted by the retention sweep.",
+    )
+    failure_alarm_threshold: int = Field(default=5, ge=2, description="Denials at one lock …")
+    failure_alarm_window_seconds: int = Field(default=120, ge=10, description="… within this.")
+    site_failure_alarm_threshold: int = Field(
+        default=20, ge=2, description="Denials across an organisation's doors in the window."
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback / private addresses (tests, closed LANs).",
+    )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Retention overrides in days per data kind, e.g. "
+        '{"biometric_capture_log": 90}; see docs/retention.md for the kinds and their minimums.',
+    )
+    retention_sweep_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often `anju serve` runs the retention sweep; 0: never.",
+    )
+
     ctid_config: Path | None = Field(
         default=None,
         description="CTID-style identity service client configuration (JSON: base_url, app_id, "

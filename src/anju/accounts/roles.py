@@ -44,10 +44,17 @@ class Cap(StrEnum):
     PROPERTIES_MANAGE = "properties.manage"
     PROPERTIES_READ = "properties.read"
     ACCESS_MANAGE = "access.manage"  # issue, freeze, revoke credentials
+    ACCESS_READ = "access.read"  # grants, credentials, delivery states, freezes, anomalies
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
     PEOPLE_REGISTER = "people.register"  # register + verify people, hand them an access link
+    RECORDS_READ = "access.records.read"  # unlock records (subjects masked without pi.read)
+    ALARMS_MANAGE = "alarms.manage"  # see, acknowledge and clear alarms, follow the stream
+    WEBHOOKS_MANAGE = "webhooks.manage"  # register webhook endpoints, read their delivery log
+    NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
+    CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
+    RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.KEYS_MANAGE,
             Cap.DEVICES_MANAGE,
             Cap.DEVICES_READ,
+            Cap.ALARMS_MANAGE,
+            Cap.WEBHOOKS_MANAGE,
         ),
         _info(
             Role.DATA_OPERATOR,
@@ -86,8 +95,13 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PI_READ_MASKED,
             Cap.STAYS_READ,
             Cap.PROPERTIES_READ,
+            Cap.NOTICES_MANAGE,
+            Cap.CONSENT_RECORD,
+            Cap.RETENTION_MANAGE,
         ),
-        _info(Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY),
+        _info(
+            Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY, Cap.RECORDS_READ
+        ),
         _info(
             Role.FRONT_DESK,
             "前台",
@@ -99,6 +113,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -109,11 +124,15 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.STAYS_MANAGE,
             Cap.STAYS_READ,
             Cap.ACCESS_MANAGE,
+            Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
+            Cap.ALARMS_MANAGE,
             Cap.PI_READ_MASKED,
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
+            Cap.CONSENT_RECORD,
         ),
         _info(
             Role.LANDLORD,
@@ -123,6 +142,8 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.STAYS_READ,
             Cap.PI_READ_MASKED,
+            Cap.ACCESS_READ,
+            Cap.RECORDS_READ,
         ),
         _info(Role.OFFICER, "执法人员", "Officer", Cap.OFFICER_QUERY, Cap.PI_READ_MASKED),
     )
@@ -138,6 +159,8 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
         Cap.PEOPLE_REGISTER,
+        Cap.CONSENT_RECORD,
+        Cap.RETENTION_MANAGE,
     }
 )
 

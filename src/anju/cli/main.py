@@ -8,6 +8,7 @@ from anju import __version__
 from anju.cli import (
     admin,
     audit,
+    consent,
     db,
     devices,
     face,
@@ -38,6 +39,8 @@ app.add_typer(gateway.app, name="gateway")
 app.add_typer(firmware.app, name="firmware")
 app.add_typer(face.app, name="face")
 app.add_typer(people.app, name="people")
+app.add_typer(consent.app, name="consent")
+app.add_typer(consent.retention_app, name="retention")
 
 
 @app.command("version")

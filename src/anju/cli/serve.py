@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from anju.api.health import migration_heads
 from anju.audit import AuditLog
+from anju.background import serve_background
 from anju.cli.common import DataDirOption, fail
 from anju.cli.demo import demo_building as demo_locks
 from anju.db import Database
@@ -27,6 +28,7 @@ from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
 from anju.privacy.vault import PIVault
+from anju.retention.policies import resolve_policies
 from anju.settings import Settings, load_settings
 
 logger = logging.getLogger("anju.serve")
@@ -92,7 +94,12 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
             revisions = ", ".join(sorted(await current_revisions(platform.db)))
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
-        async with serve_gateway(platform) as gateway, demo_locks(platform, demo_building):
+        resolve_policies(settings.retention_days)  # bad retention overrides refuse the start
+        async with (
+            serve_gateway(platform) as gateway,
+            serve_background(platform),
+            demo_locks(platform, demo_building),
+        ):
             await _serve_http(platform, gateway)
 
 

@@ -2,7 +2,8 @@
 
 One INSERT … ON CONFLICT DO NOTHING per ≤ ``batch_max_delay_seconds`` or ``batch_max_events``, so
 a redelivered or resent event is stored once; ``on_stored`` is told each committed batch (the
-ingest sends the devices their ``evt_ack``). A failed batch is retried, not lost.
+ingest sends the devices their ``evt_ack``). A failed batch is retried, not lost. A lock's
+receipt or alarm (:data:`URGENT_KINDS`) is stored at once, with whatever else is pending.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from sqlalchemy import select
 from anju.devices.models import Device
 from anju.gateway.models import DeviceEvent
 from anju.gateway.options import GatewayCounters, GatewayOptions
+from anju.gateway.records import RecordHook
 from anju.gateway.sessions import dialect_insert
 from anju.kit.aio import wait_any
 from anju.platform import Platform
+from anju.protocol.access import ALARM_RAISED_EVENT, RECEIPT_EVENT
 
 logger = logging.getLogger("anju.gateway")
 
 STOP_RETRIES = 5  # attempts to store the last events when stopping with the database down
+#: Events an operator or a waiting credential push is watching for: a lock's receipt of an
+#: access command and its alarms skip the batching delay (they still share a batch with what is
+#: pending). Bulk telemetry keeps the delay that makes thousands of events per second cheap.
+URGENT_KINDS = frozenset(
+    {RECEIPT_EVENT, ALARM_RAISED_EVENT}
+)  # attempts to store the last events when stopping with the database down
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -59,12 +68,14 @@ class EventBatcher:
         self._options = options
         self._counters = counters
         self._on_stored = on_stored
+        self._records = RecordHook(platform)
         self._pending: dict[tuple[str, str], EventRow] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._urgent = False  # an event someone waits for is pending: store without the delay
 
     def add(self, row: EventRow) -> None:
         """Queue one event (a repeat of a queued one is dropped here already)."""
@@ -79,7 +90,10 @@ class EventBatcher:
         self._idle.clear()
         # The first event starts the batch's delay (the task may be asleep, idle); a full
         # batch is stored at once.
-        if len(self._pending) in (1, self._options.batch_max_events):
+        if row.kind in URGENT_KINDS:
+            self._urgent = True
+            self._wake.set()
+        elif len(self._pending) in (1, self._options.batch_max_events):
             self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="anju-gateway-events")
@@ -95,9 +109,11 @@ class EventBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if len(self._pending) < self._options.batch_max_events and not self._stopping:
+            full = len(self._pending) >= self._options.batch_max_events
+            if not (full or self._urgent or self._stopping):
                 self._wake.clear()
                 await wait_any(self._wake, within=delay)
+            self._urgent = False
             batch = list(self._pending.values())[: self._options.batch_max_events]
             try:
                 await self._store(batch)
@@ -150,9 +166,17 @@ class EventBatcher:
             # One cached statement executed for many rows ("insertmanyvalues" batches them).
             stmt = dialect_insert(session, DeviceEvent)
             stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "event_id"])
-            result = await session.execute(stmt.returning(DeviceEvent.event_id), values)
-            stored = len(result.all())
+            returning = stmt.returning(DeviceEvent.device_id, DeviceEvent.event_id)
+            inserted = {(r.device_id, r.event_id) for r in await session.execute(returning, values)}
+            stored = len(inserted)
+            # Signed lock records of the rows actually inserted (not the duplicates), in this
+            # transaction: used exactly once, or the batch is retried (gateway/records.py).
+            verified, refused = await self._records(
+                session, [r for r in batch if (r.device_id, r.event_id) in inserted]
+            )
         self._counters.events_stored += stored
+        self._counters.records_verified += verified
+        self._counters.records_rejected += refused
         self._counters.events_duplicate += len(batch) - stored
 
     async def drain(self) -> None:

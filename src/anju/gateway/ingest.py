@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from anju.access.credentials.delivery import Deliveries
 from anju.audit import AuditLog
 from anju.devices.ca import GATEWAY_SIGNER, GatewayCertificates, ca_public_key
 from anju.devices.commands import CommandService
@@ -471,6 +472,13 @@ class Ingest:
         self._claimed[device_id] = session_id
         if self._on_session is not None:
             self._on_session(device_id)
+        self._enqueue(lambda: self._reconcile_access(device_id))
+
+    async def _reconcile_access(self, device_id: str) -> None:
+        """A lock is back: queue again the credentials and removals it still has to get (their
+        commands may have expired while it was away — a lock offline for weeks converges)."""
+        async with self.platform.db.transaction() as session:
+            await Deliveries(self.platform, session).reconcile(device_id)
 
     async def _state(self, device_id: str, message: dict[str, Any]) -> None:
         extra = message.get("extra")

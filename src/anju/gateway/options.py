@@ -50,6 +50,8 @@ class GatewayCounters:
     events_duplicate: int = 0
     events_dropped: int = 0
     store_retries: int = 0
+    records_verified: int = 0  # signed lock records whose signature verified (gateway/records)
+    records_rejected: int = 0  # … that did not (forged, another device's, malformed): not used
     states: int = 0
     acks: int = 0
     commands_sent: int = 0

@@ -41,14 +41,23 @@ KEYRING_FORMAT = "anju-keyring/1"
 #: Named symmetric secrets: the blind-index key, the MQTT password of the platform's gateway
 #: client ("mqtt-gateway") and the root of the face-template projection keys
 #: ("biometric-template", anju.face.template). ``anju db upgrade`` adds names a keyring predates.
-NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template")
+NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template", "access-card")
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
 #: gateway's own handshake key, the firmware signing key (certified by the device CA), the
-#: access-credential key and the key that signs identity-verification results (anju.people).
-#: ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access", "verification")
+#: access-credential key, the key that signs consent receipts ("consent") and the key that signs
+#: identity-verification results ("verification", anju.people). ``anju db upgrade`` adds names a
+#: keyring predates.
+NAMED_SIGNERS = (
+    "audit",
+    "device-ca",
+    "device-gateway",
+    "firmware",
+    "access",
+    "consent",
+    "verification",
+)
 
 
 class Signer(Protocol):

@@ -31,6 +31,12 @@ MODEL_MODULES = (
     "anju.biometrics.models",
     "anju.firmware.models",
     "anju.people.models",
+    "anju.access.models",
+    "anju.unlocks.models",
+    "anju.alarms.models",
+    "anju.webhooks.models",
+    "anju.consent.models",
+    "anju.retention.models",
 )
 
 

@@ -2,14 +2,14 @@
 access links.
 
 Revision ID: 0015
-Revises: 0012_biometric_challenges
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012_biometric_challenges"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

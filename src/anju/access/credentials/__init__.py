@@ -1,0 +1,1 @@
+"""Credentials of a grant: issue, per-lock delivery, suspend, resume, revoke, lost, replace."""

@@ -1,0 +1,1 @@
+"""Alarms from locks and from the platform: active → acknowledged → cleared (docs/records.md)."""

@@ -1,0 +1,1 @@
+"""Unlock records: every signed unlock attempt a lock reported, searchable and re-verifiable."""

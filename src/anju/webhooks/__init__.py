@@ -1,0 +1,1 @@
+"""Signed webhooks: subscriptions, an outbox, delivery with retries and a delivery log."""
