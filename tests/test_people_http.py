@@ -330,7 +330,9 @@ async def test_another_organisation_sees_nothing_of_a_person(
 async def test_the_consent_domains_check_runs_on_http_registrations(
     platform: Platform, clock: FixedClock
 ) -> None:
-    async def no_receipt_no_registration(session: Any, receipt: Any, subject: str) -> None:
+    async def no_receipt_no_registration(
+        session: Any, org: Any, receipt: Any, subject: str
+    ) -> None:
         if receipt is None:
             raise InvalidInput("需要同意回执 / a consent receipt is needed")
 

@@ -264,10 +264,12 @@ async def test_concurrent_registrations_of_one_document_store_one_person(
 
 @pytest.mark.req("N3", "L4")
 async def test_the_consent_hook_runs_before_anything_is_written(platform: Platform) -> None:
-    seen: list[tuple[str | None, str]] = []
+    seen: list[tuple[str | None, str | None, str]] = []
 
-    async def refuse_without_receipt(session: object, receipt: str | None, subject: str) -> None:
-        seen.append((receipt, subject))
+    async def refuse_without_receipt(
+        session: object, org: str | None, receipt: str | None, subject: str
+    ) -> None:
+        seen.append((org, receipt, subject))
         if receipt is None:
             raise AnjuError("需要同意 / consent needed")
 
@@ -285,4 +287,4 @@ async def test_the_consent_hook_runs_before_anything_is_written(platform: Platfo
     assert kept is not None
     assert kept.consent_receipt_id == "rcpt-1"
     assert json.loads(kept.statement)["consent_receipt_id"] == "rcpt-1"
-    assert seen[-1] == ("rcpt-1", result.subject_id)
+    assert seen[-1] == ("org-1", "rcpt-1", result.subject_id)

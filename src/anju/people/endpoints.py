@@ -109,7 +109,11 @@ async def register(
         evidence = StaffCheck(original_document_checked=body.original_document_checked)
     async with authorised(platform, token, Cap.PEOPLE_REGISTER, "people.register") as (s, p):
         result = await Registrar(platform, s, consent_check=_consent_check(request)).register(
-            _actor(p), body.application(), evidence, consent_receipt_id=body.consent_receipt_id
+            _actor(p),
+            body.application(),
+            evidence,
+            consent_receipt_id=body.consent_receipt_id,
+            subject_id=body.subject_id,
         )
     if result.outcome != "registered":
         response.status_code = status.HTTP_200_OK
@@ -130,7 +134,11 @@ async def register_id_card(
     evidence = IdCardCheck(photo=body.photo, live=body.live, device=body.device)
     async with authorised(platform, token, Cap.PEOPLE_REGISTER, "people.register") as (s, p):
         result = await Registrar(platform, s, consent_check=_consent_check(request)).register(
-            _actor(p), body.application(), evidence, consent_receipt_id=body.consent_receipt_id
+            _actor(p),
+            body.application(),
+            evidence,
+            consent_receipt_id=body.consent_receipt_id,
+            subject_id=body.subject_id,
         )
     if result.outcome != "registered":
         response.status_code = status.HTTP_200_OK

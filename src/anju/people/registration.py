@@ -26,7 +26,13 @@ from anju.kit.crypto import random_bytes
 from anju.people.application import Application, CleanApplication, clean_application
 from anju.people.models import IdentityVerification, Person
 from anju.people.repository import PeopleRepository, org_scope
-from anju.people.service import Actor, DuplicatePerson, PeopleService, new_subject_id
+from anju.people.service import (
+    Actor,
+    DuplicatePerson,
+    PeopleService,
+    check_subject_id,
+    new_subject_id,
+)
 from anju.people.verification.base import (
     Evidence,
     FaceCheckUnusable,
@@ -41,9 +47,9 @@ from anju.people.verification.base import (
 from anju.people.verification.statement import sign_statement
 from anju.platform import Platform
 
-#: ``(session, consent_receipt_id, subject_id)``: raise when the receipt does not allow
-#: registration (supplied by the consent domain).
-ConsentCheck = Callable[[AsyncSession, str | None, str], Awaitable[None]]
+#: ``(session, org_id, consent_receipt_id, subject_id)``: raise when the person's consent does
+#: not allow registration (:func:`anju.people.consent_gate.identity_verification_consent`).
+ConsentCheck = Callable[[AsyncSession, str | None, str | None, str], Awaitable[None]]
 MAX_RECEIPT_ID = 64
 REMOTE_CHECK_KIND = "remote_document_check"
 REMOTE_CHECK_MAX_AGE = timedelta(minutes=10)
@@ -97,8 +103,12 @@ class Registrar:
         evidence: Evidence,
         *,
         consent_receipt_id: str | None = None,
+        subject_id: str | None = None,
     ) -> Registration:
-        """Validate, verify, refuse a duplicate, sign and keep the result, store the person."""
+        """Validate, verify, refuse a duplicate, sign and keep the result, store the person.
+
+        ``subject_id``: the pseudonym allocated when the person applied (their consent is
+        recorded under it before registration); a new one when not given."""
         if consent_receipt_id is not None and not 0 < len(consent_receipt_id) <= MAX_RECEIPT_ID:
             raise InvalidInput("同意回执标识无效 / consent receipt id must be 1..64 characters")
         clean = clean_application(application, self._platform.clock.now().date())
@@ -107,9 +117,9 @@ class Registrar:
                 "线下登记须由工作人员核对证件原件 / offline registration needs staff to check "
                 "the original document"
             )
-        subject_id = new_subject_id()
+        subject_id = new_subject_id() if subject_id is None else check_subject_id(subject_id)
         if self._consent_check is not None:
-            await self._consent_check(self._session, consent_receipt_id, subject_id)
+            await self._consent_check(self._session, actor.org_id, consent_receipt_id, subject_id)
         # Verify first: the provider's round trip and the face engine's work then run before
         # this transaction takes any lock (SQLite's BEGIN IMMEDIATE is a database-wide one).
         result, face_decision = await self._verify(actor, clean, evidence, subject_id)

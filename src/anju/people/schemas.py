@@ -28,6 +28,7 @@ class RegisterIn(BaseModel):
     method: Literal["ctid", "staff_offline", "online_face_check"]
     original_document_checked: bool = False
     face_capture_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    subject_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     consent_receipt_id: str | None = Field(default=None, max_length=64)
 
     def application(self) -> Application:
@@ -63,6 +64,7 @@ class IdCardRegisterIn(BaseModel):
     live: Base64Image
     device: DeviceLabel = "id-card-reader"
     consent_receipt_id: str | None = Field(default=None, max_length=64)
+    subject_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     def application(self) -> Application:
         return Application(

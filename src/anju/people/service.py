@@ -4,6 +4,7 @@ correction and deletion (crypto-shredding). The caller's transaction; the caller
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,16 @@ class DuplicatePerson(Conflict):
 
 class PersonDeleted(Conflict):
     code = "person_deleted"
+
+
+_SUBJECT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_subject_id(subject_id: str) -> str:
+    """An opaque subject id (1–64 of ``A-Za-z0-9_-``), else ``invalid_input``."""
+    if not _SUBJECT.match(subject_id):
+        raise InvalidInput("主体标识须为 1–64 个字母、数字、_ 或 - / invalid subject id")
+    return subject_id
 
 
 def new_subject_id() -> str:
