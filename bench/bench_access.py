@@ -33,6 +33,7 @@ from typing import Any
 from bench.fleet import (
     Connected,
     SteppingClock,
+    against_target,
     bench_platform,
     connect_device,
     generator_main,
@@ -327,18 +328,9 @@ def report(r: dict[str, Any]) -> None:
         f"{c['refused'][:3]}",
         flush=True,
     )
-    print(
-        f"push queued → lock's signed receipt applied: p50 {push['p50']:.1f} ms, p95 "
-        f"{push['p95']:.1f} ms, p99 {push['p99']:.1f} ms, max {push['max']:.1f} ms — target p99 "
-        f"< {PUSH_TARGET_P99_MS:.0f} ms: "
-        + ("met" if push["p99"] < PUSH_TARGET_P99_MS else "NOT met")
-    )
-    print(
-        f"freeze → lock's signed receipt: {r['freezes_confirmed']}/{r['freezes']} confirmed, p50 "
-        f"{freeze['p50']:.1f} ms, p99 {freeze['p99']:.1f} ms — target p99 < "
-        f"{FREEZE_TARGET_P99_MS:.0f} ms: "
-        + ("met" if freeze["p99"] < FREEZE_TARGET_P99_MS else "NOT met")
-    )
+    print(against_target("push queued → lock's signed receipt applied", push, PUSH_TARGET_P99_MS))
+    confirmed = f"{r['freezes_confirmed']}/{r['freezes']} confirmed"
+    print(against_target(f"freeze → lock's receipt ({confirmed})", freeze, FREEZE_TARGET_P99_MS))
     print(
         f"HTTP p50 {c['http_ms']['p50']:.1f} / p99 {c['http_ms']['p99']:.1f} ms; platform process "
         f"CPU {r['cpu_ms_per_request']:.1f} ms per push or freeze (HTTP + gateway)",

@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.fleet import (
     Connected,
+    against_target,
     bench_platform,
     connect_device,
     generator_main,
@@ -214,12 +215,7 @@ def report(r: dict[str, Any]) -> None:
         + f"; statuses {r['statuses']}",
         flush=True,
     )
-    print(
-        f"round trip created_at → acked_at (platform clock): p50 {rt['p50']:.1f} ms, "
-        f"p95 {rt['p95']:.1f} ms, p99 {rt['p99']:.1f} ms, max {rt['max']:.1f} ms — "
-        f"target p99 < {TARGET_P99_MS:.0f} ms: "
-        + ("met" if rt["p99"] < TARGET_P99_MS else "NOT met")
-    )
+    print(against_target("round trip created_at → acked_at (platform clock)", rt, TARGET_P99_MS))
     print(
         f"generator's view: POST p50 {http['p50']:.1f} / p99 {http['p99']:.1f} ms; POST sent → "
         f"command at the device p50 {seen['p50']:.1f} / p99 {seen['p99']:.1f} ms "

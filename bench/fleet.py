@@ -79,6 +79,15 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
 
 
+def against_target(label: str, p: dict[str, float], target_p99_ms: float) -> str:
+    """``label: p50 … p95 … p99 … max … — target p99 < T ms: met`` (or NOT met)."""
+    verdict = "met" if p["p99"] < target_p99_ms else "NOT met"
+    return (
+        f"{label}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms, p99 {p['p99']:.1f} ms, "
+        f"max {p['max']:.1f} ms — target p99 < {target_p99_ms:.0f} ms: {verdict}"
+    )
+
+
 def load_average() -> str:
     """The 1/5/15-minute load averages, to print beside the figures."""
     one, five, fifteen = os.getloadavg()

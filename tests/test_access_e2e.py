@@ -25,15 +25,12 @@ from anju.access.freeze import FreezeService
 from anju.access.grants import GrantService
 from anju.access.models import AccessDelivery, AccessLockOperation
 from anju.alarms.models import Alarm
-from anju.device.client import DeviceIdentity
 from anju.device.lock import LockFirmware
-from anju.devices.ca import ca_public_key
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.unlocks.models import UnlockRecord
 from tests.support.access import AccessWorld, access_world, stay
-from tests.support.device_harness import fast_options, running
-from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
+from tests.support.online_lock import lock_online
 
 pytestmark = pytest.mark.req("L5", "L9", "L13", "L15", "L17", "R2", "R9", "R14")
 
@@ -59,22 +56,8 @@ async def room_lock_online(
 ) -> AsyncIterator[tuple[AccessWorld, LockFirmware]]:
     """Org A's room lock running the reference firmware, connected through the real gateway."""
     w = await access_world(platform, clock, tmp_path)
-    room = w.room
-    identity = DeviceIdentity(room.device_id, room.certificate, ca_public_key(platform.keys))
-    async with (
-        embedded_broker(platform) as broker,
-        running_gateway(platform, broker.address) as gateway,
-    ):
-        lock = LockFirmware(
-            identity,
-            room.se,
-            tmp_path / "lock",
-            options=fast_options(host=broker.address.host, port=broker.address.port),
-            now_ms=lambda: int(clock.now().timestamp() * 1000),
-        )
-        async with running(lock):
-            await wait_until(lambda: room.device_id in gateway.ingest.held_devices(), 15.0)
-            yield w, lock
+    async with lock_online(platform, w.room, tmp_path / "lock", clock) as (lock, _gateway):
+        yield w, lock
 
 
 async def installed_passcode(

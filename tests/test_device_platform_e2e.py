@@ -13,9 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from anju.device.client import DeviceIdentity
-from anju.device.lock import LockFirmware
-from anju.devices.ca import ca_public_key
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands import CommandStatus
 from anju.devices.models import Device
@@ -24,10 +21,11 @@ from anju.gateway.options import GatewayOptions
 from anju.gateway.runner import Gateway
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
-from tests.support.device_harness import fast_options, running
+from tests.support.device_harness import running
 from tests.support.gateway_env import embedded_broker, running_gateway, wait_until
 from tests.support.gateway_state import enqueue
 from tests.support.mqtt_device import manufacture_registered
+from tests.support.online_lock import lock_online, reference_lock
 
 pytestmark = pytest.mark.req("R2", "R11", "L14", "L16", "L17", "R18")
 
@@ -46,48 +44,35 @@ async def test_reference_firmware_round_trip_through_the_real_gateway(
     platform: Platform, clock: FixedClock, tmp_path: Path
 ) -> None:
     (made,) = await manufacture_registered(platform, tmp_path)
-    identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
-    async with (
-        embedded_broker(platform) as broker,
-        running_gateway(platform, broker.address) as gateway,
-    ):
-        lock = LockFirmware(
-            identity,
-            made.se,
-            tmp_path / "firmware",
-            options=fast_options(host=broker.address.host, port=broker.address.port),
-            now_ms=lambda: int(clock.now().timestamp() * 1000),
-        )
-        async with running(lock):
-            await wait_until(lambda: made.device_id in gateway.ingest.held_devices(), 15.0)
-            lock.record_event("door.opened", {"by": "keypad"})
-            lock.record_event("door.closed", {"by": "keypad"})
+    async with lock_online(platform, made, tmp_path / "firmware", clock) as (lock, _gateway):
+        lock.record_event("door.opened", {"by": "keypad"})
+        lock.record_event("door.closed", {"by": "keypad"})
 
-            async def stored(session: object) -> bool:
-                rows = await session.execute(  # type: ignore[attr-defined]
-                    select(DeviceEvent.kind).where(DeviceEvent.device_id == made.device_id)
-                )
-                return sorted(rows.scalars()) == ["door.closed", "door.opened"]
+        async def stored(session: object) -> bool:
+            rows = await session.execute(  # type: ignore[attr-defined]
+                select(DeviceEvent.kind).where(DeviceEvent.device_id == made.device_id)
+            )
+            return sorted(rows.scalars()) == ["door.closed", "door.opened"]
 
-            await _poll(platform, stored)
+        await _poll(platform, stored)
 
-            async def state_recorded(session: object) -> bool:
-                device = await session.get(Device, made.device_id)  # type: ignore[attr-defined]
-                return device is not None and device.firmware_version is not None
+        async def state_recorded(session: object) -> bool:
+            device = await session.get(Device, made.device_id)  # type: ignore[attr-defined]
+            return device is not None and device.firmware_version is not None
 
-            await _poll(platform, state_recorded)
+        await _poll(platform, state_recorded)
 
-            command_id = await enqueue(platform, made.device_id, "unlock")
+        command_id = await enqueue(platform, made.device_id, "unlock")
 
-            async def acked(session: object) -> bool:
-                row = await session.get(DeviceCommand, command_id)  # type: ignore[attr-defined]
-                return row is not None and row.status == CommandStatus.ACKED
+        async def acked(session: object) -> bool:
+            row = await session.get(DeviceCommand, command_id)  # type: ignore[attr-defined]
+            return row is not None and row.status == CommandStatus.ACKED
 
-            await _poll(platform, acked)
-            assert lock.locked is False
-            assert lock.stats.commands_executed == 1
-            # The platform acknowledged what it stored: nothing is left to upload on the lock.
-            await wait_until(lambda: lock.buffer.stats().pending == 0)
+        await _poll(platform, acked)
+        assert lock.locked is False
+        assert lock.stats.commands_executed == 1
+        # The platform acknowledged what it stored: nothing is left to upload on the lock.
+        await wait_until(lambda: lock.buffer.stats().pending == 0)
 
     async with platform.db.transaction() as session:
         device = await session.get(Device, made.device_id)
@@ -112,16 +97,9 @@ async def test_a_killed_gateway_loses_no_event_and_its_successor_resets_the_sess
     (no evt_ack came), the next process of that instance RESETs the orphaned session at
     start-up, the lock handshakes again at once and resends; each event is stored once."""
     (made,) = await manufacture_registered(platform, tmp_path)
-    identity = DeviceIdentity(made.device_id, made.certificate, ca_public_key(platform.keys))
     slow = GatewayOptions(batch_max_delay_seconds=3600.0)  # received events wait in memory
     async with embedded_broker(platform) as broker:
-        lock = LockFirmware(
-            identity,
-            made.se,
-            tmp_path / "firmware",
-            options=fast_options(host=broker.address.host, port=broker.address.port),
-            now_ms=lambda: int(clock.now().timestamp() * 1000),
-        )
+        lock = reference_lock(platform, made, tmp_path / "firmware", clock, broker.address)
         async with running(lock):
             first = Gateway(platform, broker.address, slow)
             await first.start()

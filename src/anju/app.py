@@ -19,6 +19,8 @@ from anju.api.middleware import (
 )
 from anju.biometrics.endpoints import IMAGE_PATHS
 from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
+from anju.people.endpoints import IMAGE_PATHS as PEOPLE_IMAGE_PATHS
+from anju.people.verification.config import configured_provider
 from anju.platform import Platform
 from anju.protocol.firmware import MAX_PACKAGE_BYTES
 
@@ -43,6 +45,7 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
+    from anju.people.endpoints import router as people_router
     from anju.retention.endpoints import router as retention_router
     from anju.unlocks.endpoints import router as unlocks_router
     from anju.webhooks.endpoints import router as webhooks_router
@@ -53,6 +56,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(device_commands_router)
     app.include_router(firmware_router)
     app.include_router(biometrics_router)
+    app.include_router(people_router)
     app.include_router(access_router)
     app.include_router(unlocks_router)
     app.include_router(alarms_router)
@@ -76,6 +80,7 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
         redoc_url=None,
     )
     app.state.platform = platform
+    app.state.identity_provider = configured_provider(platform.settings.ctid_config, platform.clock)
     app.state.metrics = HttpMetrics()
     for collector in collectors:
         app.state.metrics.registry.register(collector)
@@ -92,7 +97,9 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
     # Larger bodies on exactly these paths: firmware package files (images up to 4 MiB) and
     # remote face checks (a document photo and a frame sequence, base64 in JSON).
     larger = {FIRMWARE_UPLOAD_PATH: max(MAX_PACKAGE_BYTES, default)}
-    larger.update(dict.fromkeys(IMAGE_PATHS, max(FACE_CHECK_BODY_BYTES, default)))
+    larger.update(
+        dict.fromkeys((*IMAGE_PATHS, *PEOPLE_IMAGE_PATHS), max(FACE_CHECK_BODY_BYTES, default))
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=default, larger=larger)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         description="How often `anju serve` runs the retention sweep; 0: never.",
     )
 
+    ctid_config: Path | None = Field(
+        default=None,
+        description="CTID-style identity service client configuration (JSON: base_url, app_id, "
+        "app_secret_hex, service_public_key_pem; docs/people.md). Unset: no network identity "
+        "verification over the API.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

@@ -48,6 +48,7 @@ class Cap(StrEnum):
     OFFICER_QUERY = "officer.query"  # read-only queries with a recorded legal basis
     BIOMETRICS_VERIFY = "biometrics.verify"  # face checks with liveness (remote, F8)
     BIOMETRICS_ENROL = "biometrics.enrol"  # enrol faces on devices, send / withdraw templates
+    PEOPLE_REGISTER = "people.register"  # register + verify people, hand them an access link
     RECORDS_READ = "access.records.read"  # unlock records (subjects masked without pi.read)
     ALARMS_MANAGE = "alarms.manage"  # see, acknowledge and clear alarms, follow the stream
     WEBHOOKS_MANAGE = "webhooks.manage"  # register webhook endpoints, read their delivery log
@@ -111,6 +112,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.PROPERTIES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
         ),
         _info(
@@ -129,6 +131,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.BIOMETRICS_VERIFY,
             Cap.BIOMETRICS_ENROL,
+            Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
         ),
         _info(
@@ -155,6 +158,7 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.OFFICER_QUERY,
         Cap.BIOMETRICS_VERIFY,
         Cap.BIOMETRICS_ENROL,
+        Cap.PEOPLE_REGISTER,
         Cap.CONSENT_RECORD,
         Cap.RETENTION_MANAGE,
     }

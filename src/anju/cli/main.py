@@ -16,6 +16,7 @@ from anju.cli import (
     firmware,
     gateway,
     keys,
+    people,
     privacy,
     serve,
     sim,
@@ -39,6 +40,7 @@ app.add_typer(gateway.app, name="gateway")
 app.add_typer(firmware.app, name="firmware")
 app.add_typer(face.app, name="face")
 app.add_typer(access.app, name="access")
+app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
 

@@ -45,9 +45,19 @@ NAMED_SECRETS = ("blind-index", "mqtt-gateway", "biometric-template", "access-ca
 #: Secrets every keyring has had from the start (checked when it is opened).
 _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
-#: gateway's own handshake key, the firmware signing key (certified by the device CA), and the
-#: key that signs consent receipts ("consent"). ``anju db upgrade`` adds names a keyring predates.
-NAMED_SIGNERS = ("audit", "device-ca", "device-gateway", "firmware", "access", "consent")
+#: gateway's own handshake key, the firmware signing key (certified by the device CA), the
+#: access-credential key, the key that signs consent receipts ("consent") and the key that signs
+#: identity-verification results ("verification", anju.people). ``anju db upgrade`` adds names a
+#: keyring predates.
+NAMED_SIGNERS = (
+    "audit",
+    "device-ca",
+    "device-gateway",
+    "firmware",
+    "access",
+    "consent",
+    "verification",
+)
 
 
 class Signer(Protocol):

@@ -30,6 +30,7 @@ MODEL_MODULES = (
     "anju.gateway.models",
     "anju.biometrics.models",
     "anju.firmware.models",
+    "anju.people.models",
     "anju.access.models",
     "anju.unlocks.models",
     "anju.alarms.models",

@@ -109,6 +109,21 @@ INVENTORY = Inventory(
             description_en="Address on the identity document or of residence.",
         ),
         PIField(
+            name="organisation.legal_representative",
+            table="people",
+            column="legal_representative",
+            category=Category.NAME,
+            sensitivity=Sensitivity.GENERAL,
+            purposes=frozenset(
+                {P.IDENTITY_VERIFICATION, P.REGULATOR_REPORT, P.LAWFUL_REQUEST, P.SUBJECT_ACCESS}
+            ),
+            retention=_AFTER_ACCOUNT_CLOSED_30,
+            masking="name",
+            blind_index=None,
+            description_zh="机构（出租方、承租单位）的法定代表人姓名。",
+            description_en="Legal representative of an organisation (landlord or tenant company).",
+        ),
+        PIField(
             name="biometric.face_template",
             table="biometric_templates",
             column="template",

@@ -2,14 +2,14 @@
 kind and window.
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0015
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Format checks of what a person or organisation registers: pure functions, no I/O."""
