@@ -33,6 +33,7 @@ from tests.support.access import (
     stay,
     stepped_up,
 )
+from tests.support.consent import face_notice, publish, record
 from tests.support.http import api_client, code_of
 
 pytestmark = pytest.mark.req("L9", "L13", "R9")
@@ -209,3 +210,49 @@ async def test_a_lock_offline_past_the_offer_gets_it_again_and_an_ended_grant_dr
     (drop,) = await commands_of(platform, world.room.device_id, DROP_COMMAND)
     assert args_of(drop) == {"subject": SUBJECT}
     assert (await states(platform, world, face.id))[world.room.device_id] == "removing"
+
+
+@pytest.mark.req("L4", "L5", "L8", "F2")
+async def test_withdrawing_face_consent_drops_the_face_from_every_lock(
+    platform: Platform, world: AccessWorld
+) -> None:
+    await publish(platform, face_notice(), org=world.org_a)
+    await record(
+        platform,
+        org=world.org_a,
+        subject_id=SUBJECT,
+        kind="face_recognition",
+        version=1,
+        purpose="lock_credential_issue",
+        action="given",
+    )
+    grant = await grant_for(platform, world)
+    await enrolled(platform)
+    async with platform.db.transaction() as session:
+        face = await CredentialService(platform, session).issue_face(ACTOR, world.org_a, grant.id)
+    room, entrance = world.room.device_id, world.entrance.device_id
+    (load,) = await commands_of(platform, room, LOAD_COMMAND)
+    await ack(platform, room, load.id, None)
+
+    await record(
+        platform,
+        org=world.org_a,
+        subject_id=SUBJECT,
+        kind="face_recognition",
+        version=1,
+        purpose="lock_credential_issue",
+        action="withdrawn",
+        channel="app",
+    )
+    # The same commit ended the face credential: both locks (one took the offer, the other may
+    # still get it) are told to drop the face, and the template itself is revoked.
+    async with platform.db.transaction() as session:
+        ended = await CredentialService(platform, session).get(world.org_a, face.id)
+    assert (ended.status, ended.end_reason) == ("revoked", "consent_withdrawn")
+    (drop,) = await commands_of(platform, room, DROP_COMMAND)
+    assert args_of(drop) == {"subject": SUBJECT}
+    assert (await states(platform, world, face.id))[room] == "removing"
+    assert len(await commands_of(platform, entrance, DROP_COMMAND)) == 1
+    async with platform.db.transaction() as session:
+        with pytest.raises(AnjuError):
+            await BiometricService(platform, session).require_template(SUBJECT)

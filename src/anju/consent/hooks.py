@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from anju.access.credentials.service import CredentialService
+from anju.access.rules import CredentialStatus
 from anju.biometrics.service import BiometricService, Operator
 from anju.consent.notices import NoticeKind
 from anju.platform import Platform
+from anju.protocol.access import CredentialKind
 
 WITHDRAWAL_DEVICE = "platform"
 
@@ -57,13 +60,22 @@ async def revoke_face_templates(withdrawal: Withdrawal) -> None:
     )
 
 
-def standard_hooks() -> WithdrawalHooks:
-    """The platform's withdrawal hooks.
+async def end_face_credentials(withdrawal: Withdrawal) -> None:
+    """Face consent withdrawn: the person's face credentials in the organisation end, so every
+    lock holding their face is sent ``bio.drop`` (access control, docs/access.md)."""
+    credentials = CredentialService(withdrawal.platform, withdrawal.session)
+    live = [CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED]
+    for credential in await credentials.repo.credentials_of_subject(
+        withdrawal.org_id, withdrawal.subject_id, live
+    ):
+        if credential.kind == CredentialKind.FACE:
+            await credentials.end(withdrawal.actor, credential, "consent_withdrawn")
 
-    Face recognition: revoke the templates here. Wiping the person's face credentials on every
-    lock belongs to access control, which registers its own callback on
-    ``NoticeKind.FACE_RECOGNITION`` next to this one (one ``on_withdrawn`` line).
-    """
+
+def standard_hooks() -> WithdrawalHooks:
+    """The platform's withdrawal hooks. Face recognition: the locks drop the person's face
+    (their face credentials end), then the templates are revoked."""
     hooks = WithdrawalHooks()
+    hooks.on_withdrawn(NoticeKind.FACE_RECOGNITION, end_face_credentials)
     hooks.on_withdrawn(NoticeKind.FACE_RECOGNITION, revoke_face_templates)
     return hooks
