@@ -65,7 +65,10 @@ async def test_acknowledge_then_clear_audited_and_isolated(
 
 @contextlib.asynccontextmanager
 async def live_server(platform: Platform) -> AsyncIterator[str]:
-    config = uvicorn.Config(create_app(platform), host="127.0.0.1", port=0, log_level="warning")
+    # log_config=None: uvicorn's default dictConfig would rewire the process's loggers.
+    config = uvicorn.Config(
+        create_app(platform), host="127.0.0.1", port=0, log_config=None, access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
