@@ -8,7 +8,12 @@ from sqlalchemy import select
 from anju.biometrics.models import FaceTemplate
 from anju.biometrics.service import BiometricService, Operator
 from anju.consent.gate import ConsentedVault, ConsentRequired
-from anju.consent.hooks import Withdrawal, standard_hooks
+from anju.consent.hooks import (
+    Withdrawal,
+    end_face_credentials,
+    revoke_face_templates,
+    standard_hooks,
+)
 from anju.consent.notices import NoticeKind
 from anju.consent.rules import ConsentStatus
 from anju.consent.service import ConsentService
@@ -154,7 +159,12 @@ async def test_hooks_run_in_order_for_their_kind_only(platform: Platform) -> Non
                     channel="kiosk",
                 )
     assert seen == ["face_recognition:guest-h:lock_credential_issue"]
-    assert len(hooks.callbacks(NoticeKind.FACE_RECOGNITION)) == 2
+    # The platform's own: the locks drop the face (access control), then templates are revoked.
+    assert hooks.callbacks(NoticeKind.FACE_RECOGNITION) == [
+        end_face_credentials,
+        revoke_face_templates,
+        access_slot,
+    ]
 
 
 @pytest.mark.req("L4", "L12")
