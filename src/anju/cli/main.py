@@ -16,6 +16,7 @@ from anju.cli import (
     firmware,
     gateway,
     keys,
+    leases,
     people,
     privacy,
     properties,
@@ -45,6 +46,7 @@ app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
 app.add_typer(properties.app, name="properties")
+app.add_typer(leases.app, name="leases")
 
 
 @app.command("version")

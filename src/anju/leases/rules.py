@@ -14,8 +14,8 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 DEFAULT_GRACE_DAYS = 5
 MAX_GRACE_DAYS = 60
 MAX_TENANTS = 8
-#: The access policy lets a tenant grant last 5 years; a lease is no longer.
-MAX_MONTHS = 60
+#: The access policy lets a tenant grant last 5 × 365 days; a lease is no longer.
+MAX_DAYS = 5 * 365
 MAX_MONTHLY_RENT_FEN = 100_000_000  # 1,000,000 yuan
 CURRENCY = "CNY"
 
@@ -108,15 +108,15 @@ def schedule(start: date, end: date, monthly_fen: int, due_day: int) -> list[Per
 
 
 def check_terms(start: date, end: date, monthly_fen: int, due_day: int, grace_days: int) -> None:
-    """Dates in order and ≤ 60 months, rent 1 fen … 1,000,000 yuan, due day 1–28, grace 0–60."""
+    """Dates in order and ≤ 5 × 365 days, rent 1 fen … 1,000,000 yuan, due day 1–28, grace 0–60."""
     if end < start:
         raise InvalidInput(
             "结束日期不能早于开始日期 / the end date is before the start date",
             details={"field": "end_date"},
         )
-    if end >= add_months(start, MAX_MONTHS):
+    if (end - start).days + 1 > MAX_DAYS:
         raise InvalidInput(
-            f"租期最长 {MAX_MONTHS} 个月 / a lease lasts at most {MAX_MONTHS} months",
+            f"租期最长 {MAX_DAYS} 天 / a lease lasts at most {MAX_DAYS} days",
             details={"field": "end_date"},
         )
     if not 0 < monthly_fen <= MAX_MONTHLY_RENT_FEN:
