@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from anju.access.models import AccessFreeze, AccessGrant
-from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.leases.models import Instalment, Lease, Payment
 from anju.leases.rules import schedule
@@ -22,6 +21,7 @@ from anju.leases.service import LeaseService, PaymentIn
 from anju.platform import Platform
 from anju.protocol.access import FREEZE_COMMAND, UNFREEZE_COMMAND, WIPE_COMMAND
 from tests.support.access import commands_of
+from tests.support.calls import in_transaction, refusal, row_count
 from tests.support.leases import LeaseWorld, active_lease, lease_world, register_tenants, terms
 from tests.support.registry import audit_entries
 
@@ -34,19 +34,14 @@ async def w(platform: Platform, clock: FixedClock, tmp_path: Path) -> LeaseWorld
 
 
 async def call(platform: Platform, work: Callable[[LeaseService], Awaitable[T]]) -> T:
-    async with platform.db.transaction() as session:
-        return await work(LeaseService(platform, session))
+    return await in_transaction(platform, LeaseService, work)
 
 
 async def refused(platform: Platform, work: Callable[[LeaseService], Awaitable[object]]) -> str:
-    with pytest.raises(AnjuError) as caught:
-        await call(platform, work)
-    return caught.value.code
+    return await refusal(call(platform, work))
 
 
-async def rows(platform: Platform, model: type[object]) -> int:
-    async with platform.db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+rows = row_count
 
 
 async def lock_commands(platform: Platform, w: LeaseWorld, name: str) -> int:
