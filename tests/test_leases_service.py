@@ -125,7 +125,7 @@ async def test_lease_end_and_termination_expire_access_and_wipe_the_locks(
     assert lease.status == "ended"
     async with platform.db.transaction() as session:
         grants = (await session.execute(select(AccessGrant))).scalars().all()
-    assert {g.status for g in grants} == {"revoked"}
+    assert {(g.status, g.end_reason) for g in grants} == {("expired", "lease_ended")}
     assert await lock_commands(platform, w, WIPE_COMMAND) == 4
 
     # Termination of a second lease of the room (the room is free again).

@@ -24,8 +24,8 @@ class LeasesRepository:
 
     async def lease(self, org_id: str, lease_id: str, *, for_update: bool = False) -> Lease | None:
         query = select(Lease).where(Lease.id == lease_id, Lease.org_id == org_id)
-        if for_update:
-            query = query.with_for_update()
+        if for_update:  # locked rows are read afresh, not taken from the session's identity map
+            query = query.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def leases(

@@ -303,11 +303,12 @@ class LeaseService:
 
     async def _finish(self, lease: Lease, actor: str, status: LeaseStatus, reason: str) -> None:
         grants = GrantService(self.platform, self.session)
+        ending = GrantStatus.EXPIRED if status == LeaseStatus.ENDED else GrantStatus.REVOKED
         for tenant in await self.repo.tenants(lease.id):
             if tenant.grant_id is not None:
                 grant = await grants.get(lease.org_id, tenant.grant_id, for_update=True)
                 if grant.status == GrantStatus.ACTIVE:
-                    await grants.end(grant, actor, GrantStatus.REVOKED, f"lease_{status}")
+                    await grants.end(grant, actor, ending, f"lease_{status}")
         await self._lift(lease, actor)
         now = self.clock.now()
         lease.status = status
@@ -430,7 +431,11 @@ class LeaseService:
         after = ""
         while True:
             page = await self.repo.active_leases(limit=SWEEP_PAGE, after=after)
-            for lease in page:
+            for listed in page:
+                # Locked and read again: a payment may have changed it since the page was read.
+                lease = await self.lease(listed.org_id, listed.id, for_update=True)
+                if lease.status != LeaseStatus.ACTIVE:
+                    continue
                 if now >= local_midnight(lease.end_date + timedelta(days=1)):
                     await self._finish(lease, SYSTEM, LeaseStatus.ENDED, "period_over")
                     result.ended.append(lease.id)
