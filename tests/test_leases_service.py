@@ -13,6 +13,7 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import select
 
+from anju.access.freeze import FreezeService
 from anju.access.models import AccessFreeze, AccessGrant
 from anju.kit.clock import FixedClock
 from anju.leases.models import Instalment, Lease, Payment
@@ -206,3 +207,49 @@ async def test_schedule_months_and_grace_setting(platform: Platform, w: LeaseWor
     assert view.lease.grace_days == 10
     assert len(view.instalments) == 12
     assert await refused(platform, lambda s: s.set_grace_days("t", w.org, -1)) == "invalid_input"
+
+
+@pytest.mark.req("R14", "R13")
+async def test_an_operators_freeze_is_not_lifted_by_a_payment(
+    platform: Platform, clock: FixedClock, w: LeaseWorld
+) -> None:
+    view = await active_lease(platform, w)
+    lease_id = view.lease.id
+    violator, payer = w.tenants
+    async with platform.db.transaction() as session:
+        own = await FreezeService(platform, session).freeze("pm", w.org, violator, "violation")
+    at(clock, datetime(2026, 1, 11, tzinfo=UTC))  # 08:00 on the 11th in Shanghai: in arrears
+    assert (await call(platform, lambda s: s.sweep(clock.now()))).frozen == [lease_id]
+    frozen = await call(platform, lambda s: s.view(w.org, lease_id))
+    assert {t.subject_id: t.freeze_id is not None for t in frozen.tenants} == {
+        violator: False,  # already frozen by the operator: that freeze stays theirs
+        payer: True,
+    }
+    await call(platform, lambda s: s.pay("test", w.org, lease_id, payment(300_000)))
+    async with platform.db.transaction() as session:
+        freezes = {
+            f.subject_id: f.status for f in (await session.execute(select(AccessFreeze))).scalars()
+        }
+    assert freezes == {violator: "frozen", payer: "lifted"}
+    assert own.freeze.status == "frozen"
+    # Termination revokes the grants at once.
+    done = await call(platform, lambda s: s.terminate("test", w.org, lease_id, "violation"))
+    async with platform.db.transaction() as session:
+        grants = (await session.execute(select(AccessGrant))).scalars().all()
+    assert {(g.status, g.end_reason) for g in grants} == {("revoked", "lease_terminated")}
+    assert done.lease.end_reason == "violation"
+
+
+@pytest.mark.req("R14", "R13")
+async def test_a_back_dated_lease_in_arrears_starts_frozen(
+    platform: Platform, clock: FixedClock, w: LeaseWorld
+) -> None:
+    at(clock, datetime(2026, 3, 1, tzinfo=UTC))
+    view = await active_lease(platform, w)  # from 2026-01-01: January and February unpaid
+    assert view.lease.in_arrears
+    assert await lock_commands(platform, w, FREEZE_COMMAND) == 4
+    # Paying January alone leaves February overdue (due 5 Feb + 5): still frozen.
+    await call(platform, lambda s: s.pay("test", w.org, view.lease.id, payment(300_000, "jan")))
+    assert await lock_commands(platform, w, UNFREEZE_COMMAND) == 0
+    await call(platform, lambda s: s.pay("test", w.org, view.lease.id, payment(300_000, "feb")))
+    assert await lock_commands(platform, w, UNFREEZE_COMMAND) == 4
