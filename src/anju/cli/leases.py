@@ -181,6 +181,11 @@ def sweep(data_dir: DataDirOption = None) -> None:
     async def go() -> dict[str, list[str]]:
         async with open_platform(settings_for(data_dir)) as platform:
             result = await sweep_leases(platform)
-        return {"ended": result.ended, "frozen": result.frozen, "unfrozen": result.unfrozen}
+        return {
+            "ended": result.ended,
+            "frozen": result.frozen,
+            "unfrozen": result.unfrozen,
+            "failed": result.failed,
+        }
 
     _echo(run(go()))

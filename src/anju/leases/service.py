@@ -88,6 +88,11 @@ class SweepResult:
     frozen: list[str] = field(default_factory=list)  # lease ids
     unfrozen: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, lease_id: str, outcome: str | None) -> None:
+        if outcome is not None:
+            getattr(self, outcome).append(lease_id)
 
 
 def _token(value: str, name: str) -> str:
@@ -315,7 +320,7 @@ class LeaseService:
         lease.ended_at = lease.updated_at = now
         lease.end_reason = reason
         await self.session.flush()
-        await self._record(str(status), actor, lease, reason=reason[:100])
+        await self._record(str(status), actor, lease)  # the free-text reason stays on the lease
 
     # --- payments --------------------------------------------------------------------------
     async def pay(
@@ -425,26 +430,31 @@ class LeaseService:
         await self.session.flush()
         await self._record("arrears.lifted", actor, lease)
 
+    async def active_page(self, after: str = "") -> list[tuple[str, str]]:
+        """(org id, lease id) of up to a page of active leases with ids after ``after``."""
+        return [
+            (r.org_id, r.id) for r in await self.repo.active_leases(limit=SWEEP_PAGE, after=after)
+        ]
+
+    async def sweep_lease(self, org_id: str, lease_id: str, now: datetime) -> str | None:
+        """End the lease if its period is over, else freeze or unfreeze it as its arrears
+        stand: ``"ended"``, ``"frozen"``, ``"unfrozen"`` or ``None``."""
+        # Locked and read again: a payment may have changed it since the page was read.
+        lease = await self.lease(org_id, lease_id, for_update=True)
+        if lease.status != LeaseStatus.ACTIVE:
+            return None
+        if now >= local_midnight(lease.end_date + timedelta(days=1)):
+            await self._finish(lease, SYSTEM, LeaseStatus.ENDED, "period_over")
+            return "ended"
+        return await self._check_arrears(lease, SYSTEM, now)
+
     async def sweep(self, now: datetime) -> SweepResult:
-        """End active leases past their end; freeze tenants in arrears, unfreeze the rest."""
+        """End active leases past their end; freeze tenants in arrears, unfreeze the rest (in
+        this one transaction; :func:`anju.leases.tasks.sweep_leases` commits lease by lease)."""
         result = SweepResult()
         after = ""
-        while True:
-            page = await self.repo.active_leases(limit=SWEEP_PAGE, after=after)
-            for listed in page:
-                # Locked and read again: a payment may have changed it since the page was read.
-                lease = await self.lease(listed.org_id, listed.id, for_update=True)
-                if lease.status != LeaseStatus.ACTIVE:
-                    continue
-                if now >= local_midnight(lease.end_date + timedelta(days=1)):
-                    await self._finish(lease, SYSTEM, LeaseStatus.ENDED, "period_over")
-                    result.ended.append(lease.id)
-                    continue
-                changed = await self._check_arrears(lease, SYSTEM, now)
-                if changed == "frozen":
-                    result.frozen.append(lease.id)
-                elif changed == "unfrozen":
-                    result.unfrozen.append(lease.id)
-            if len(page) < SWEEP_PAGE:
-                return result
-            after = page[-1].id
+        while page := await self.active_page(after):
+            for org_id, lease_id in page:
+                result.add(lease_id, await self.sweep_lease(org_id, lease_id, now))
+            after = page[-1][1]
+        return result
