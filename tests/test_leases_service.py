@@ -24,6 +24,7 @@ from anju.protocol.access import FREEZE_COMMAND, UNFREEZE_COMMAND, WIPE_COMMAND
 from tests.support.access import commands_of
 from tests.support.calls import in_transaction, refusal, row_count
 from tests.support.leases import LeaseWorld, active_lease, lease_world, register_tenants, terms
+from tests.support.properties import property_tree
 from tests.support.registry import audit_entries
 
 T = TypeVar("T")
@@ -49,6 +50,12 @@ async def lock_commands(platform: Platform, w: LeaseWorld, name: str) -> int:
     room = await commands_of(platform, w.access.room.device_id, name)
     entrance = await commands_of(platform, w.access.entrance.device_id, name)
     return len(room) + len(entrance)
+
+
+async def svc_room(platform: Platform, w: LeaseWorld) -> str:
+    """A room of a new site of org A with no lock and no common door."""
+    tree = await property_tree(platform, w.org, site="无锁公寓")
+    return tree.room_id
 
 
 def at(clock: FixedClock, moment: datetime) -> datetime:
@@ -153,6 +160,14 @@ async def test_overlap_and_bad_input_are_refused_whole(
     assert code == "lease_overlap"
     code = await refused(platform, lambda s: s.activate("test", w.org, first.lease.id))
     assert code == "lease_state_conflict"
+    # A room without a lock or a common door cannot be let: nothing of the activation stays.
+    bare = await svc_room(platform, w)
+    lone = await call(platform, lambda s: s.create("test", w.org, terms(w, room_id=bare)))
+    grants_before = await rows(platform, AccessGrant)
+    code = await refused(platform, lambda s: s.activate("test", w.org, lone.lease.id))
+    assert code == "room_has_no_doors"
+    assert (await call(platform, lambda s: s.lease(w.org, lone.lease.id))).status == "draft"
+    assert await rows(platform, AccessGrant) == grants_before
     before = {m: await rows(platform, m) for m in (Lease, Instalment, AccessGrant)}
     other_tenant = (await register_tenants(platform, w.access.org_b, 1, seed=9))[0]
     cases: list[tuple[dict[str, object], str]] = [
