@@ -5,7 +5,8 @@
 keep: biometric templates, capture log, consent records, unlock records with their raw device
 events and finished webhook deliveries, subject data keys. The access sweep expires grants past
 their end (dropping their credentials from the locks) and queues again deliveries whose command
-ended without the lock's receipt.
+ended without the lock's receipt. The lease sweep (:mod:`anju.leases.tasks`) ends leases past
+their period and freezes tenants in arrears every five minutes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
+from anju.leases.tasks import sweep_leases
 from anju.platform import Platform
 from anju.retention.sweepers import SweeperRegistry, standard_sweepers
 from anju.retention.tasks import sweep_periodically
@@ -26,6 +28,8 @@ from anju.webhooks.dispatcher import WebhookDispatcher
 logger = logging.getLogger("anju.background")
 #: Grants end on the hour or minute the operator chose: a minute late at most.
 ACCESS_SWEEP_SECONDS = 60.0
+#: Arrears are counted in days: five minutes late at most is plenty.
+LEASE_SWEEP_SECONDS = 300.0
 
 
 def platform_sweepers() -> SweeperRegistry:
@@ -59,6 +63,10 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(ACCESS_SWEEP_SECONDS, lambda: sweep_access(platform), "access sweep", stop),
             name="anju-access-sweep",
+        ),
+        asyncio.create_task(
+            _every(LEASE_SWEEP_SECONDS, lambda: sweep_leases(platform), "lease sweep", stop),
+            name="anju-lease-sweep",
         ),
     ]
     try:

@@ -17,8 +17,10 @@ from anju.cli import (
     gateway,
     journey,
     keys,
+    leases,
     people,
     privacy,
+    properties,
     serve,
     sim,
 )
@@ -45,6 +47,8 @@ app.add_typer(access.app, name="access")
 app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
+app.add_typer(properties.app, name="properties")
+app.add_typer(leases.app, name="leases")
 
 
 @app.command("version")
