@@ -1,0 +1,132 @@
+"""Stays test helpers: a hotel (org A of the access world) with its notices published, guests
+who consented and were verified at the desk, and bookings of room 101."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from anju.consent.notices import NoticeContent, build_content
+from anju.consent.service import ConsentService
+from anju.kit.clock import FixedClock
+from anju.people.consent_gate import identity_verification_consent
+from anju.people.registration import Registrar
+from anju.people.service import Actor, new_subject_id
+from anju.people.verification.base import StaffCheck
+from anju.platform import Platform
+from anju.stays.journey import StayService
+from anju.stays.models import Booking
+from anju.stays.service import BookingDraft
+from tests.support.access import AccessWorld, access_world
+from tests.support.consent import privacy_policy
+from tests.support.people import people
+
+CLERK = "account:stays-desk"
+ROOM = "101"
+
+
+def regulator_notice() -> NoticeContent:
+    """The L6 notice: check-in identity is reported to the public security organ."""
+    return build_content(
+        "regulator_reporting",
+        title_zh="向公安机关报送告知",
+        title_en="Reporting to the police",
+        text_zh="入住登记信息依法报送公安机关。",
+        text_en="Check-in registration is reported to the police as the law requires.",
+        items=[("regulator_report", ["name", "identity_number"], True)],
+    )
+
+
+def face_unlock_notice() -> NoticeContent:
+    """The separate face notice of a hotel whose locks open by face (optional).
+
+    It lists only ``lock_credential_issue``: the registrar's consent check asks about
+    ``identity_verification`` with no category, so a face notice listing that purpose too would
+    make a refused face consent block registration (reported to the people domain)."""
+    return build_content(
+        "face_recognition",
+        title_zh="人脸识别单独同意",
+        title_en="Face recognition (separate consent)",
+        text_zh="人脸信息仅用于开锁，退房即删除。",
+        text_en="Your face template is used only to unlock and is deleted at check-out.",
+        items=[("lock_credential_issue", ["biometric_template"], False)],
+    )
+
+
+@dataclass
+class StaysWorld:
+    access: AccessWorld
+    org: str
+    versions: dict[str, int]
+    registered: int = 0
+
+
+async def stays_world(platform: Platform, clock: FixedClock, tmp_path: Path) -> StaysWorld:
+    """Org A of the access world (room 101 lock, entrance B1) with its notices in force."""
+    w = await access_world(platform, clock, tmp_path)
+    versions = {}
+    async with platform.db.transaction() as session:
+        consent = ConsentService(platform, session)
+        for content in (privacy_policy(), regulator_notice(), face_unlock_notice()):
+            notice = await consent.publish(w.org_a, "account:dpo", content)
+            versions[notice.kind] = notice.version
+    return StaysWorld(w, w.org_a, versions)
+
+
+async def consent_to(
+    platform: Platform, world: StaysWorld, subject: str, kind: str, purpose: str, action: str
+) -> None:
+    async with platform.db.transaction() as session:
+        await ConsentService(platform, session).record(
+            world.org, CLERK, subject_id=subject, kind=kind, version=world.versions[kind],
+            purpose=purpose, action=action, channel="front_desk",
+        )  # fmt: skip
+
+
+async def guest(
+    platform: Platform,
+    world: StaysWorld,
+    *,
+    face: str | None = "given",
+    regulator: bool = True,
+    verified: bool = True,
+) -> str:
+    """A guest's subject id: privacy policy given (and registered at the desk when
+    ``verified``), the regulator notice acknowledged unless told, face consent as told."""
+    subject = new_subject_id()
+    await consent_to(platform, world, subject, "privacy_policy", "identity_verification", "given")
+    if regulator:
+        await consent_to(
+            platform, world, subject, "regulator_reporting", "regulator_report", "given"
+        )
+    if face is not None:
+        await consent_to(
+            platform, world, subject, "face_recognition", "lock_credential_issue", face
+        )
+    if verified:
+        world.registered += 1
+        application = people(world.registered + 1, seed=17)[world.registered]
+        async with platform.db.transaction() as session:
+            registrar = Registrar(
+                platform, session, consent_check=identity_verification_consent(platform)
+            )
+            result = await registrar.register(
+                Actor(CLERK, world.org),
+                application,
+                StaffCheck(original_document_checked=True),
+                subject_id=subject,
+            )
+        assert result.outcome == "registered"
+    return subject
+
+
+def draft(
+    start: datetime, hours: float = 48, headcount: int = 1, room: str = ROOM, **more: str
+) -> BookingDraft:
+    return BookingDraft(room, start, start + timedelta(hours=hours), headcount, **more)  # type: ignore[arg-type]
+
+
+async def book(platform: Platform, world: StaysWorld, booking: BookingDraft) -> Booking:
+    async with platform.db.transaction() as session:
+        return await StayService(platform, session).create(CLERK, world.org, booking)
