@@ -89,8 +89,10 @@ async def test_check_in_issues_passcode_and_ekey_on_room_and_common_doors(
     assert (first.face_consented, second.face_consented) == (True, False)
     doors = {world.access.room.device_id, world.access.entrance.device_id}
     assert set(first.ekey_tokens) == doors
-    assert second.ekey_id is None and second.ekey_tokens == {}
-    assert first.passcode != second.passcode and len(first.passcode) >= 6
+    assert second.ekey_id is None
+    assert second.ekey_tokens == {}
+    assert first.passcode != second.passcode
+    assert len(first.passcode) >= 6
     async with platform.db.transaction() as session:
         grant = await session.get(AccessGrant, second.grant_id)
         assert grant is not None
@@ -188,9 +190,11 @@ async def test_check_out_ends_grants_wipes_locks_and_starts_retention(
     assert out.status == "checked_out"
     async with platform.db.transaction() as session:
         grant = await session.get(AccessGrant, done.guests[0].grant_id)
-        assert grant is not None and (grant.status, grant.end_reason) == ("revoked", "checked_out")
+        assert grant is not None
+        assert (grant.status, grant.end_reason) == ("revoked", "checked_out")
         anchor = await session.get(RetentionAnchorEvent, (subject, "check_out"))
-        assert anchor is not None and anchor.at == platform.clock.now()
+        assert anchor is not None
+        assert anchor.at == platform.clock.now()
     for lock in (world.access.room, world.access.entrance):
         (wipe,) = await commands_of(platform, lock.device_id, WIPE_COMMAND)
         assert json.loads(wipe.args)["subject"] == subject
@@ -227,9 +231,11 @@ async def test_a_visitor_gets_a_pass_of_at_most_a_day_to_chosen_doors(
     assert granted.passcode.isdigit()
     async with platform.db.transaction() as session:
         grant = await session.get(AccessGrant, granted.visitor.grant_id)
-        assert grant is not None and grant.person_type == "visitor"
+        assert grant is not None
+        assert grant.person_type == "visitor"
         assert json.loads(grant.device_ids) == [world.access.entrance.device_id]
     await check_out(platform, world, booking.id)
     async with platform.db.transaction() as session:
         grant = await session.get(AccessGrant, granted.visitor.grant_id)
-        assert grant is not None and grant.status == "revoked"
+        assert grant is not None
+        assert grant.status == "revoked"

@@ -6,7 +6,8 @@ unlock records (and their raw ``access.unlock`` device events) older than
 sweep expires grants past their end (dropping their credentials from the locks) and queues again
 deliveries whose command ended without the lock's receipt. The policy retention sweep
 (:mod:`anju.retention`: biometric templates, capture log, consent records, subject data keys)
-runs every ``retention_sweep_seconds``.
+runs every ``retention_sweep_seconds``; the stays jobs (no-shows, iCal feeds) every
+``stays_ical_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.platform import Platform
 from anju.retention.tasks import sweep_periodically
+from anju.stays.tasks import stays_jobs
 from anju.unlocks.service import UnlockService
 from anju.webhooks.dispatcher import WebhookDispatcher
 from anju.webhooks.repository import WebhooksRepository
@@ -70,6 +72,18 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
             name="anju-access-sweep",
         ),
     ]
+    if platform.settings.stays_ical_poll_seconds:
+        tasks.append(
+            asyncio.create_task(
+                _every(
+                    platform.settings.stays_ical_poll_seconds,
+                    lambda: stays_jobs(platform),
+                    "stays jobs (no-shows, iCal feeds)",
+                    stop,
+                ),
+                name="anju-stays",
+            )
+        )
     try:
         yield
     finally:

@@ -97,6 +97,18 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhook URLs on loopback / private addresses (tests, closed LANs).",
     )
+    stays_no_show_grace_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 14,
+        description="A booking not checked in this long after its start becomes a no-show.",
+    )
+    stays_ical_poll_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="How often `anju serve` polls the rooms' iCal feeds (0: never).",
+    )
     retention_days: dict[str, int] = Field(
         default_factory=dict,
         description="Retention overrides in days per data kind, e.g. "
