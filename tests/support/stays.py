@@ -3,6 +3,7 @@ who consented and were verified at the desk, and bookings of room 101."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,3 +131,54 @@ def draft(
 async def book(platform: Platform, world: StaysWorld, booking: BookingDraft) -> Booking:
     async with platform.db.transaction() as session:
         return await StayService(platform, session).create(CLERK, world.org, booking)
+
+
+class FakeOta:
+    """A booking site's calendar export on a loopback port: serves ``calendar`` (bytes) at
+    ``/ical/<room>.ics`` with ``status``; the test changes both between polls."""
+
+    def __init__(self) -> None:
+        self.calendar = b""
+        self.status = 200
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/ical/101.ics"
+
+    async def __aenter__(self) -> FakeOta:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            body = self.calendar
+            head = (
+                f"HTTP/1.1 {self.status} X\r\nContent-Type: text/calendar; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+def vevent(uid: str, start: str, end: str, status: str = "CONFIRMED", **extra: str) -> str:
+    lines = ["BEGIN:VEVENT", f"UID:{uid}", start, end, f"STATUS:{status}"]
+    lines += [f"{k}:{v}" for k, v in extra.items()]
+    return "\r\n".join([*lines, "END:VEVENT"])
+
+
+def vcalendar(*events: str) -> bytes:
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Fake OTA//EN\r\n"
+    return (head + "\r\n".join(events) + "\r\nEND:VCALENDAR\r\n").encode()

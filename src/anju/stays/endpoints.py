@@ -255,7 +255,7 @@ async def stay_guests(
             ekey_id=g.ekey_id,
             face_consented=g.face_consented,
             checked_in_at=g.checked_in_at.isoformat(),
-        )  # fmt: skip
+        )
         for g in rows
     ]
 

@@ -231,11 +231,23 @@ class BookingService:
             end,
             draft.headcount,
         )
-        if same and draft.contact_name is None and draft.contact_phone is None:
-            return existing, "unchanged"
-        if existing.status != BookingStatus.BOOKED and same:
+        if same and (
+            existing.status != BookingStatus.BOOKED or self._same_contact(existing, draft)
+        ):
             return existing, "unchanged"
         return await self._modify(actor, existing, draft), "modified"
+
+    def _same_contact(self, booking: Booking, draft: BookingDraft) -> bool:
+        """Whether the draft's contact adds nothing (compared by masked form: a resend of
+        the same event must not re-seal, and the clear values are not kept to compare)."""
+        masked: dict[str, str] = json.loads(booking.contact_masked or "{}")
+        return all(
+            value is None or masked.get(key) == self.vault.mask(field, value)
+            for key, field, value in (
+                ("name", CONTACT_NAME, draft.contact_name),
+                ("phone", CONTACT_PHONE, draft.contact_phone),
+            )
+        )
 
     async def import_cancel(
         self, actor: str, org_id: str, channel: str, ref: str
