@@ -47,7 +47,7 @@ async def test_offsets_overlaps_and_masked_contact_over_http(
                 "2026-01-02T12:00:00+08:00",
                 headcount=2,
                 contact={"name": "欧阳娜娜", "phone": "13912345678"},
-            )  # fmt: skip
+            )
         )
         assert first.status_code == 201, first.text
         made = first.json()
