@@ -20,6 +20,7 @@ from anju.cli import (
     privacy,
     serve,
     sim,
+    stays,
 )
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.add_typer(access.app, name="access")
 app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
+app.add_typer(stays.app, name="stays")
 
 
 @app.command("version")
