@@ -27,8 +27,8 @@ async def world(platform: Platform, clock: FixedClock, tmp_path: Path) -> StaysW
     return await stays_world(platform, clock, tmp_path)
 
 
-def booking(start: str, end: str, **more: object) -> dict[str, object]:
-    return {"room_id": "101", "starts_at": start, "ends_at": end, **more}
+def booking(room: str, start: str, end: str, **more: object) -> dict[str, object]:
+    return {"room_id": room, "starts_at": start, "ends_at": end, **more}
 
 
 async def test_offsets_overlaps_and_masked_contact_over_http(
@@ -43,6 +43,7 @@ async def test_offsets_overlaps_and_masked_contact_over_http(
         # Midnight in Shanghai is 16:00 UTC the day before; the year boundary is crossed.
         first = await post(
             booking(
+                world.room,
                 "2026-01-01T00:30:00+08:00",
                 "2026-01-02T12:00:00+08:00",
                 headcount=2,
@@ -55,24 +56,34 @@ async def test_offsets_overlaps_and_masked_contact_over_http(
         assert made["starts_local"] == "2026-01-01T00:30:00+08:00"
         assert made["contact"] == {"name": "欧***", "phone": "139****5678"}
         # The same instant written with another offset overlaps.
-        clash = await post(booking("2026-01-01T05:00:00+12:00", "2026-01-01T06:00:00+12:00"))
+        clash = await post(
+            booking(world.room, "2026-01-01T05:00:00+12:00", "2026-01-01T06:00:00+12:00")
+        )
         assert (clash.status_code, code_of(clash)) == (409, "booking_overlap")
         # Half-open: a stay starting the moment the first ends is fine (here in UTC).
-        after = await post(booking("2026-01-02T04:00:00Z", "2026-01-03T04:00:00Z"))
+        after = await post(booking(world.room, "2026-01-02T04:00:00Z", "2026-01-03T04:00:00Z"))
         assert after.status_code == 201, after.text
         # Naive times, reversed or too long periods, unknown rooms, unknown fields: refused.
         for body, code in (
-            (booking("2026-02-01T14:00:00", "2026-02-02T12:00:00"), 422),
-            (booking("2026-02-02T14:00:00Z", "2026-02-01T12:00:00Z"), 422),
-            (booking("2026-02-01T14:00:00Z", "2026-06-01T12:00:00Z"), 422),
-            ({**booking("2026-02-01T14:00:00Z", "2026-02-02T12:00:00Z"), "room_id": "999"}, 404),
-            ({**booking("2026-02-01T14:00:00Z", "2026-02-02T12:00:00Z"), "x": 1}, 422),
+            (booking(world.room, "2026-02-01T14:00:00", "2026-02-02T12:00:00"), 422),
+            (booking(world.room, "2026-02-02T14:00:00Z", "2026-02-01T12:00:00Z"), 422),
+            (booking(world.room, "2026-02-01T14:00:00Z", "2026-06-01T12:00:00Z"), 422),
+            (
+                {
+                    **booking(world.room, "2026-02-01T14:00:00Z", "2026-02-02T12:00:00Z"),
+                    "room_id": "no-such-room",
+                },
+                404,
+            ),
+            ({**booking(world.room, "2026-02-01T14:00:00Z", "2026-02-02T12:00:00Z"), "x": 1}, 422),
         ):
             assert (await post(body)).status_code == code
         # Cancelling frees the room; the contact is never in the database in clear.
         cancelled = await client.post(f"/api/v1/bookings/{made['id']}/cancel", headers=desk)
         assert cancelled.json()["status"] == "cancelled"
-        again = await post(booking("2026-01-01T01:00:00+08:00", "2026-01-01T10:00:00+08:00"))
+        again = await post(
+            booking(world.room, "2026-01-01T01:00:00+08:00", "2026-01-01T10:00:00+08:00")
+        )
         assert again.status_code == 201, again.text
         async with platform.db.transaction() as session:
             dump = (await session.execute(text("SELECT * FROM stays_bookings"))).all()
@@ -87,7 +98,7 @@ async def test_only_stays_manage_writes_and_other_orgs_see_nothing(
 ) -> None:
     made = await book(platform, world, draft(clock.now()))
     async with api_client(platform) as client:
-        body = booking("2026-03-01T14:00:00+08:00", "2026-03-02T12:00:00+08:00")
+        body = booking(world.room, "2026-03-01T14:00:00+08:00", "2026-03-02T12:00:00+08:00")
         assert (await client.post("/api/v1/bookings", json=body)).status_code == 401
         admin = await signed_in(client, clock, world.access.a.admin)  # security admin
         refused = await client.post("/api/v1/bookings", json=body, headers=admin)

@@ -38,8 +38,8 @@ def loopback(platform: Platform) -> Platform:
     return Platform(settings=settings, db=platform.db, keys=platform.keys, clock=platform.clock)
 
 
-def event(kind: str, ref: str, start: str, end: str, **more: Any) -> bytes:
-    booking = {"external_ref": ref, "room_id": "101", "starts_at": start, "ends_at": end, **more}
+def event(kind: str, room: str, ref: str, start: str, end: str, **more: Any) -> bytes:
+    booking = {"external_ref": ref, "room_id": room, "starts_at": start, "ends_at": end, **more}
     return json.dumps({"type": kind, "booking": booking}).encode()
 
 
@@ -73,8 +73,9 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
             return await client.post(kw.get("url", url), content=body, headers=headers)
 
         created = event(
-            "booking.created", "OTA-1", "2026-01-02T14:00:00+08:00", "2026-01-04T12:00:00+08:00",
-            headcount=2, contact={"name": "张三", "phone": "13812345678"},
+            "booking.created", world.room, "OTA-1", "2026-01-02T14:00:00+08:00",
+            "2026-01-04T12:00:00+08:00", headcount=2,
+            contact={"name": "张三", "phone": "13812345678"},
         )  # fmt: skip
         first = await send(created, "evt-1")
         assert first.status_code == 200, first.text
@@ -97,7 +98,9 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
         assert [(r.status_code, code_of(r)) for r in bad] == [
             (401, "booking_webhook_signature_invalid")
         ] * 6
-        moved = event("booking.modified", "OTA-1", "2026-01-03T06:00:00Z", "2026-01-05T04:00:00Z")
+        moved = event(
+            "booking.modified", world.room, "OTA-1", "2026-01-03T06:00:00Z", "2026-01-05T04:00:00Z"
+        )
         assert (await send(moved, "evt-2")).json()["outcome"] == "modified"
         (booking,) = await bookings(platform, world)
         assert booking.starts_at == datetime(2026, 1, 3, 6, tzinfo=UTC)
@@ -106,15 +109,15 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
         assert listed.json()["contact"] == {"name": "张*", "phone": "138****5678"}
         assert listed.json()["starts_local"] == "2026-01-03T14:00:00+08:00"
         assert b"13812345678" not in (booking.contact_phone.blob if booking.contact_phone else b"")
-        cancelled = event("booking.cancelled", "OTA-1", "", "")
+        cancelled = event("booking.cancelled", "", "OTA-1", "", "")
         assert (await send(cancelled, "evt-3")).json()["outcome"] == "cancelled"
         assert (await send(cancelled, "evt-4")).json()["outcome"] == "cancelled"
         (booking,) = await bookings(platform, world)
         assert booking.status == "cancelled"
         # Malformed but correctly signed: 422, and the event id stays unused (nothing written).
-        broken = b'{"type": "booking.created", "booking": {"room_id": "101"}}'
+        broken = b'{"type": "booking.created", "booking": {"room_id": "x"}}'
         assert (await send(broken, "evt-5")).status_code == 422
-        fixed = event("booking.created", "OTA-2", "2026-01-06T14:00:00+08:00",
+        fixed = event("booking.created", world.room, "OTA-2", "2026-01-06T14:00:00+08:00",
                       "2026-01-07T12:00:00+08:00")  # fmt: skip
         assert (await send(fixed, "evt-5")).json()["outcome"] == "created"
 
@@ -168,7 +171,9 @@ async def test_ical_feed_creates_moves_and_cancels_bookings(
     start = "DTSTART:20260110T060000Z"
     async with FakeOta() as ota:
         async with platform.db.transaction() as session:
-            feed = await ImportService(platform, session).add_feed(CLERK, world.org, "101", ota.url)
+            feed = await ImportService(platform, session).add_feed(
+                CLERK, world.org, world.room, ota.url
+            )
         ota.calendar = vcalendar(
             vevent("a@ota", start, "DTEND:20260112T040000Z"),
             vevent("b@ota", "DTSTART;VALUE=DATE:20260115", "DTEND;VALUE=DATE:20260117"),
@@ -212,7 +217,7 @@ async def test_feed_urls_are_guarded_against_internal_addresses(
     for url in ("http://127.0.0.1:9/x.ics", "file:///etc/passwd", "http://localhost/x.ics"):
         with pytest.raises(TargetRefused):
             async with platform.db.transaction() as session:
-                await ImportService(platform, session).add_feed(CLERK, world.org, "101", url)
+                await ImportService(platform, session).add_feed(CLERK, world.org, world.room, url)
 
 
 async def test_no_show_marks_only_overdue_bookings(

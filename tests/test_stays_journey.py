@@ -1,7 +1,8 @@
 """The check-in / check-out journey on both backends: consent and real-name checks for every
 guest, grants on the room lock and the common doors, a passcode and an eKey handed over once,
-the report owed; check-out ends every grant (wipe commands), starts the retention clock; any
-refusal leaves nothing written. Visitors get a pass of at most 24 hours to chosen doors."""
+the regulator report queued; check-out ends every grant (wipe commands), starts the retention
+clock and queues its report; any refusal leaves nothing written. Visitors get a pass of at
+most 24 hours to chosen doors."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PrivateKey
 from anju.platform import Platform
 from anju.protocol.access import WIPE_COMMAND
+from anju.reporting.models import Report
 from anju.retention.models import RetentionAnchorEvent
 from anju.stays.journey import GuestIn, StayService
 from anju.stays.models import Booking, StayGuest
@@ -67,6 +69,13 @@ async def counts(platform: Platform) -> tuple[int, int, int]:
     return out[0], out[1], out[2]
 
 
+async def reports(platform: Platform) -> list[Report]:
+    """The regulator reports queued, oldest first."""
+    async with platform.db.transaction() as session:
+        query = select(Report).order_by(Report.created_at, Report.kind.desc())
+        return list((await session.execute(query)).scalars())
+
+
 async def status_of(platform: Platform, booking_id: str) -> str:
     async with platform.db.transaction() as session:
         booking = await session.get(Booking, booking_id)
@@ -99,9 +108,9 @@ async def test_check_in_issues_passcode_and_ekey_on_room_and_common_doors(
         assert (grant.person_type, grant.subject_id) == ("guest", no_face)
         assert set(json.loads(grant.device_ids)) == doors
         assert grant.valid_until == booking.ends_at
-    # The regulator reports are owed, one per guest; no clear passcode in the audit log.
-    owed = await audit_entries(platform, "stays.report_owed")
-    assert [json.loads(e.details)["subject"] for e in owed] == [lead, no_face]
+    # The regulator reports are queued, one per guest; no clear passcode in the audit log.
+    queued = {(r.kind, r.subject_id, r.stay_id) for r in await reports(platform)}
+    assert queued == {("check_in", lead, booking.id), ("check_in", no_face, booking.id)}
     for entry in await audit_entries(platform, "stays.checked_in"):
         assert first.passcode not in entry.details
 
@@ -160,7 +169,7 @@ async def test_a_guest_without_consent_or_verification_stops_the_whole_check_in(
     assert refused.value.details["subject_id"] == other
     # Nothing half-written: no grant, credential, guest row, report or state change.
     assert await counts(platform) == (0, 0, 0)
-    assert await audit_entries(platform, "stays.report_owed") == []
+    assert await reports(platform) == []
     assert await status_of(platform, booking.id) == "booked"
 
 
@@ -198,10 +207,7 @@ async def test_check_out_ends_grants_wipes_locks_and_starts_retention(
     for lock in (world.access.room, world.access.entrance):
         (wipe,) = await commands_of(platform, lock.device_id, WIPE_COMMAND)
         assert json.loads(wipe.args)["subject"] == subject
-    owed = [
-        json.loads(e.details)["kind"] for e in await audit_entries(platform, "stays.report_owed")
-    ]
-    assert owed == ["check_in", "check_out"]
+    assert [r.kind for r in await reports(platform)] == ["check_in", "check_out"]
     (entry,) = await audit_entries(platform, "stays.checked_out")
     assert json.loads(entry.details)["early"] is True
 

@@ -1,4 +1,5 @@
-"""The platform's background jobs besides the gateway: webhook delivery and periodic sweeps.
+"""The platform's background jobs besides the gateway: webhook delivery, regulator report
+delivery (:mod:`anju.reporting.tasks`, when ``regulator_enabled``) and periodic sweeps.
 
 ``anju serve`` runs them with :func:`serve_background` (one place). The retention sweep deletes
 unlock records (and their raw ``access.unlock`` device events) older than
@@ -21,6 +22,7 @@ from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.platform import Platform
+from anju.reporting.tasks import ReportSender
 from anju.retention.tasks import sweep_periodically
 from anju.stays.tasks import stays_jobs
 from anju.unlocks.service import UnlockService
@@ -57,11 +59,13 @@ async def _every(
 
 @contextlib.asynccontextmanager
 async def serve_background(platform: Platform) -> AsyncIterator[None]:
-    """Run the webhook dispatcher and the sweeps while the context is open."""
+    """Run the webhook dispatcher, the report sender and the sweeps while the context is open."""
     stop = asyncio.Event()
     dispatcher = WebhookDispatcher(platform)
+    sender = ReportSender(platform)
     tasks = [
         asyncio.create_task(dispatcher.run(stop), name="anju-webhooks"),
+        asyncio.create_task(sender.run(stop), name="anju-regulator-reports"),
         asyncio.create_task(
             _every(SWEEP_SECONDS, lambda: sweep_retention(platform), "retention sweep", stop),
             name="anju-retention",
@@ -90,3 +94,4 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await dispatcher.aclose()
+        await sender.aclose()

@@ -120,6 +120,23 @@ class Settings(BaseSettings):
         description="How often `anju serve` runs the retention sweep; 0: never.",
     )
 
+    # Regulator reporting (docs/reporting.md).
+    regulator_enabled: bool = Field(
+        default=False,
+        description="Send queued regulator reports (reports are queued either way).",
+    )
+    regulator_url: str | None = Field(
+        default=None,
+        description="Base URL of the regulator's report receiver (POST <url>/reports).",
+    )
+    regulator_public_key: Path | None = Field(
+        default=None, description="PEM file of the regulator's SM2 public key (envelope recipient)."
+    )
+    regulator_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    regulator_retry_cap_seconds: float = Field(
+        default=600.0, ge=1, le=86400, description="Longest back-off between two attempts."
+    )
+
     ctid_config: Path | None = Field(
         default=None,
         description="CTID-style identity service client configuration (JSON: base_url, app_id, "

@@ -1,5 +1,6 @@
-"""Stays test helpers: a hotel (org A of the access world) with its notices published, guests
-who consented and were verified at the desk, and bookings of room 101."""
+"""Stays test helpers: a hotel (org A of the access world) with its notices published, a room
+whose lock is the access world's room lock and whose site's door group holds the entrance,
+guests who consented and were verified at the desk, and bookings of that room."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from anju.stays.service import BookingDraft
 from tests.support.access import AccessWorld, access_world
 from tests.support.consent import privacy_policy
 from tests.support.people import people
+from tests.support.properties import bind_room_lock, property_tree, site_door_group
 
 CLERK = "account:stays-desk"
-ROOM = "101"
 
 
 def regulator_notice() -> NoticeContent:
@@ -59,20 +60,25 @@ def face_unlock_notice() -> NoticeContent:
 class StaysWorld:
     access: AccessWorld
     org: str
+    room: str  # the property room's id
     versions: dict[str, int]
     registered: int = 0
 
 
 async def stays_world(platform: Platform, clock: FixedClock, tmp_path: Path) -> StaysWorld:
-    """Org A of the access world (room 101 lock, entrance B1) with its notices in force."""
+    """Org A of the access world with its notices in force and a property room whose lock is
+    the world's room lock; the entrance is in the site's door group."""
     w = await access_world(platform, clock, tmp_path)
+    tree = await property_tree(platform, w.org_a, kind="hotel", room="101")
+    await bind_room_lock(platform, tree, w.room.device_id)
+    await site_door_group(platform, tree, "大门", w.entrance.device_id)
     versions = {}
     async with platform.db.transaction() as session:
         consent = ConsentService(platform, session)
         for content in (privacy_policy(), regulator_notice(), face_unlock_notice()):
             notice = await consent.publish(w.org_a, "account:dpo", content)
             versions[notice.kind] = notice.version
-    return StaysWorld(w, w.org_a, versions)
+    return StaysWorld(w, w.org_a, tree.room_id, versions)
 
 
 async def consent_to(
@@ -122,13 +128,24 @@ async def guest(
     return subject
 
 
-def draft(
-    start: datetime, hours: float = 48, headcount: int = 1, room: str = ROOM, **more: str
-) -> BookingDraft:
-    return BookingDraft(room, start, start + timedelta(hours=hours), headcount, **more)  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class Period:
+    """A booking's period and headcount; the room comes from the world when booked."""
+
+    start: datetime
+    hours: float = 48
+    headcount: int = 1
 
 
-async def book(platform: Platform, world: StaysWorld, booking: BookingDraft) -> Booking:
+def draft(start: datetime, hours: float = 48, headcount: int = 1) -> Period:
+    return Period(start, hours, headcount)
+
+
+async def book(platform: Platform, world: StaysWorld, period: Period) -> Booking:
+    """A direct booking of the world's room."""
+    booking = BookingDraft(
+        world.room, period.start, period.start + timedelta(hours=period.hours), period.headcount
+    )
     async with platform.db.transaction() as session:
         return await StayService(platform, session).create(CLERK, world.org, booking)
 

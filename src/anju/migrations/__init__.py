@@ -39,6 +39,7 @@ MODEL_MODULES = (
     "anju.retention.models",
     "anju.properties.models",
     "anju.stays.models",
+    "anju.reporting.models",
 )
 
 

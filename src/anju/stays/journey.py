@@ -24,9 +24,10 @@ from anju.errors import InvalidInput
 from anju.people.repository import PeopleRepository
 from anju.platform import Platform
 from anju.privacy.inventory import Category, Purpose, RetentionAnchor
+from anju.reporting.service import ReportingService
 from anju.retention.service import RetentionService
 from anju.stays.models import Booking, StayGuest, StayVisitor
-from anju.stays.ports import AuditedReportQueue, ReportQueue, RoomDirectory
+from anju.stays.ports import ReportQueue, RoomDirectory
 from anju.stays.rules import (
     LONGEST_VISIT,
     AlreadyCheckedIn,
@@ -91,7 +92,7 @@ class StayService(BookingService):
     ) -> None:
         super().__init__(platform, session, rooms=rooms)
         self.reports: ReportQueue = (
-            reports if reports is not None else AuditedReportQueue(platform, session)
+            reports if reports is not None else ReportingService(platform, session)
         )
         self.consent = ConsentService(platform, session)
         self.people = PeopleRepository(session)

@@ -39,7 +39,7 @@ class Booking(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(36))
-    room_id: Mapped[str] = mapped_column(String(36))
+    room_id: Mapped[str] = mapped_column(String(36), ForeignKey("property_rooms.id"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     headcount: Mapped[int] = mapped_column(Integer())
@@ -127,7 +127,9 @@ class IcalFeed(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(36))
-    room_id: Mapped[str] = mapped_column(String(36))
+    room_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("property_rooms.id", ondelete="CASCADE")
+    )
     url: Mapped[str] = mapped_column(String(2000))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,8 +18,9 @@ from anju.errors import InvalidInput
 from anju.people.service import new_subject_id
 from anju.platform import Platform
 from anju.privacy.vault import PIVault
+from anju.properties.service import PropertyService
 from anju.stays.models import Booking
-from anju.stays.ports import LockPlaceRooms, RoomDirectory
+from anju.stays.ports import RoomDirectory
 from anju.stays.repository import StaysRepository
 from anju.stays.rules import (
     BookingOverlap,
@@ -75,7 +76,9 @@ class BookingService:
         self.clock = platform.clock
         self.repo = StaysRepository(session)
         self.audit = AuditLog(platform)
-        self.rooms: RoomDirectory = rooms if rooms is not None else LockPlaceRooms(session)
+        self.rooms: RoomDirectory = (
+            rooms if rooms is not None else PropertyService(platform, session)
+        )
         self.vault = PIVault(platform)
 
     async def record(

@@ -39,6 +39,9 @@ def upgrade() -> None:
         sa.Column("checked_in_at", TZ, nullable=True),
         sa.Column("checked_out_at", TZ, nullable=True),
         sa.Column("ended_at", TZ, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["room_id"], ["property_rooms.id"], name="fk_stays_bookings_room_id_property_rooms"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_stays_bookings"),
         sa.UniqueConstraint("org_id", "channel", "external_ref", name="uq_stays_bookings_ref"),
     )
@@ -112,6 +115,12 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("polled_at", TZ, nullable=True),
         sa.Column("outcome", sa.String(200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["room_id"],
+            ["property_rooms.id"],
+            name="fk_stays_ical_feeds_room_id_property_rooms",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_stays_ical_feeds"),
         sa.UniqueConstraint("org_id", "room_id", name="uq_stays_ical_feeds_room"),
     )
