@@ -4,10 +4,7 @@ lock wipe the guest and refuse the same passcode."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,22 +14,11 @@ from anju.access.models import AccessDelivery, AccessLockOperation
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.stays.journey import GuestIn, StayService
+from tests.support.firmware import poll
 from tests.support.online_lock import lock_online
 from tests.support.stays import CLERK, book, draft, guest, stays_world
 
 pytestmark = pytest.mark.req("L1", "L5", "L6", "R10")
-
-
-async def eventually(
-    platform: Platform, check: Callable[[AsyncSession], Awaitable[Any]], within: float = 20.0
-) -> Any:
-    """Poll the database until ``check`` is truthy (a bound on waiting, not a timing claim)."""
-    async with asyncio.timeout(within):
-        while True:
-            async with platform.db.transaction() as session:
-                if found := await check(session):
-                    return found
-            await asyncio.sleep(0.1)
 
 
 async def test_checked_in_guest_opens_the_room_and_check_out_wipes_the_lock(
@@ -53,7 +39,7 @@ async def test_checked_in_guest_opens_the_room_and_check_out_wipes_the_lock(
             row = await session.get(AccessDelivery, (keys.passcode_id, room.device_id))
             return row is not None and row.state == "installed"
 
-        await eventually(platform, installed)
+        await poll(platform, installed)
         opened = lock.access.enter_passcode(keys.passcode)
         assert opened.granted
         assert opened.cred == keys.passcode_id
@@ -69,7 +55,7 @@ async def test_checked_in_guest_opens_the_room_and_check_out_wipes_the_lock(
             row = (await session.execute(query)).scalar_one_or_none()
             return row is not None and row.state == "applied"
 
-        await eventually(platform, wiped)
+        await poll(platform, wiped)
         assert lock.access.store.of_subject(subject) == []
         refused = lock.access.enter_passcode(keys.passcode)
         assert not refused.granted

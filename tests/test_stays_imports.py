@@ -111,7 +111,7 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
         assert b"13812345678" not in (booking.contact_phone.blob if booking.contact_phone else b"")
         cancelled = event("booking.cancelled", "", "OTA-1", "", "")
         assert (await send(cancelled, "evt-3")).json()["outcome"] == "cancelled"
-        assert (await send(cancelled, "evt-4")).json()["outcome"] == "cancelled"
+        assert (await send(cancelled, "evt-4")).json()["outcome"] == "unchanged"
         (booking,) = await bookings(platform, world)
         assert booking.status == "cancelled"
         # Malformed but correctly signed: 422, and the event id stays unused (nothing written).
@@ -192,6 +192,7 @@ async def test_ical_feed_creates_moves_and_cancels_bookings(
         assert "clash@ota" not in by_ref
         ota.calendar = vcalendar(vevent("a@ota", start, "DTEND:20260111T040000Z", "CANCELLED"))
         assert (await poll_feed(platform, feed.id)).cancelled == 1
+        assert (await poll_feed(platform, feed.id)).cancelled == 0  # already cancelled
         # A broken, failing or oversized feed changes nothing and is recorded on the feed.
         for calendar, status, reason in (
             (b"<html>not a calendar</html>", 200, "not a VCALENDAR"),

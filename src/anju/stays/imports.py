@@ -207,14 +207,16 @@ class ImportService(BookingService):
         seen = set()
         for event in read.events:
             seen.add(event.uid)
-            if event.cancelled:
-                _, outcome = await self.import_cancel(actor, feed.org_id, "ical", event.uid)
-                counts["cancelled"] += outcome == "cancelled"
-                continue
             draft = BookingDraft(feed.room_id, event.starts_at, event.ends_at, 1,
                                  Channel.ICAL.value, event.uid)  # fmt: skip
             try:
                 async with self.session.begin_nested():
+                    if event.cancelled:
+                        _, outcome = await self.import_cancel(
+                            actor, feed.org_id, Channel.ICAL.value, event.uid
+                        )
+                        counts["cancelled"] += outcome == "cancelled"
+                        continue
                     _, outcome = await self.import_upsert(actor, feed.org_id, draft)
                 counts[outcome] += 1
             except (InvalidInput, Conflict):  # an overlap or bad event refuses this one only

@@ -255,10 +255,13 @@ class BookingService:
     async def import_cancel(
         self, actor: str, org_id: str, channel: str, ref: str
     ) -> tuple[Booking | None, str]:
-        """Cancel the booking the channel knows by ``ref``: ``cancelled`` | ``unknown``."""
+        """Cancel the booking the channel knows by ``ref``: ``cancelled``, ``unchanged``
+        (cancelled before) or ``unknown``."""
         existing = await self.repo.by_ref(org_id, parse_channel(channel).value, ref)
         if existing is None:
             return None, "unknown"
+        if existing.status == BookingStatus.CANCELLED:
+            return existing, "unchanged"
         return await self._cancel(actor, existing), "cancelled"
 
     # --- no-shows --------------------------------------------------------------------------
