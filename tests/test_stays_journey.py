@@ -149,6 +149,7 @@ async def test_headcount_mismatch_needs_a_staff_override_with_reason(
         platform, world, booking.id, [GuestIn(subject)], override_reason="第二位客人未到"
     )
     assert done.booking.headcount_override
+    assert done.booking.override_reason == "第二位客人未到"
     (entry,) = await audit_entries(platform, "stays.checked_in")
     assert json.loads(entry.details)["headcount_override"] is True
 

@@ -230,6 +230,8 @@ class StayService(BookingService):
         booking.status = BookingStatus.CHECKED_IN.value
         booking.checked_in_at = booking.updated_at = now
         booking.headcount_override = len(guests) != booking.headcount
+        if booking.headcount_override:
+            booking.override_reason = override_reason
         await self.session.flush()
         await self.record(
             "stays.checked_in",

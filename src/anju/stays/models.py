@@ -51,6 +51,9 @@ class Booking(Base):
     contact_phone: Mapped[Sealed | None] = mapped_column(EncryptedPI(), nullable=True)
     contact_masked: Mapped[str] = mapped_column(Text(), default="{}")  # JSON, masked forms
     headcount_override: Mapped[bool] = mapped_column(Boolean(), default=False)
+    # Staff's reason for checking in a number of guests other than the headcount; kept here
+    # with the booking (deleted with it), never copied into the permanent audit log.
+    override_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("contact_phone", sa.LargeBinary(), nullable=True),
         sa.Column("contact_masked", sa.Text(), nullable=False),
         sa.Column("headcount_override", sa.Boolean(), nullable=False),
+        sa.Column("override_reason", sa.String(200), nullable=True),
         sa.Column("created_by", sa.String(200), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
