@@ -62,10 +62,10 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
 ) -> None:
     async with api_client(platform) as client:
         desk = await front_desk_headers(platform, clock, world.access.a.admin, "desk-ota")
-        rotated = await client.post("/api/v1/bookings/channels/ota/secret", headers=desk)
+        rotated = await client.post("/api/v1/booking-channels/ota/secret", headers=desk)
         assert rotated.status_code == 200, rotated.text
         secret = rotated.json()["secret"]
-        url = f"/api/v1/bookings/webhooks/{world.org}/ota"
+        url = f"/api/v1/booking-webhooks/{world.org}/ota"
         now = int(clock.now().timestamp())
 
         async def send(body: bytes, event_id: str, **kw: Any) -> httpx.Response:
@@ -92,8 +92,8 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
             await send(created, "e3", secret="whsec_wrong"),
             await send(created, "e4", stamp=now - 301),
             await send(created, "e5", stamp=now + 301),
-            await send(created, "e6", url="/api/v1/bookings/webhooks/nobody/ota"),
-            await send(created, "e7", url=f"/api/v1/bookings/webhooks/{world.org}/direct"),
+            await send(created, "e6", url="/api/v1/booking-webhooks/nobody/ota"),
+            await send(created, "e7", url=f"/api/v1/booking-webhooks/{world.org}/direct"),
         ]
         assert [(r.status_code, code_of(r)) for r in bad] == [
             (401, "booking_webhook_signature_invalid")
@@ -117,6 +117,9 @@ async def test_signed_webhooks_create_modify_cancel_and_refuse_replays(
         # Malformed but correctly signed: 422, and the event id stays unused (nothing written).
         broken = b'{"type": "booking.created", "booking": {"room_id": "x"}}'
         assert (await send(broken, "evt-5")).status_code == 422
+        huge = event("booking.created", world.room, "OTA-3", "2026-01-06T14:00:00+08:00",
+                     "2026-01-07T12:00:00+08:00", padding="x" * 70_000)  # fmt: skip
+        assert (await send(huge, "evt-6")).status_code in (401, 413, 422)
         fixed = event("booking.created", world.room, "OTA-2", "2026-01-06T14:00:00+08:00",
                       "2026-01-07T12:00:00+08:00")  # fmt: skip
         assert (await send(fixed, "evt-5")).json()["outcome"] == "created"
@@ -126,12 +129,12 @@ async def test_rotating_the_secret_needs_stays_manage(
     platform: Platform, clock: FixedClock, world: StaysWorld
 ) -> None:
     async with api_client(platform) as client:
-        anonymous = await client.post("/api/v1/bookings/channels/ota/secret")
+        anonymous = await client.post("/api/v1/booking-channels/ota/secret")
         assert anonymous.status_code == 401
         from tests.support.http import signed_in
 
         admin = await signed_in(client, clock, world.access.a.admin)
-        refused = await client.post("/api/v1/bookings/channels/ota/secret", headers=admin)
+        refused = await client.post("/api/v1/booking-channels/ota/secret", headers=admin)
         assert refused.status_code == 403
 
 
@@ -237,3 +240,26 @@ async def test_no_show_marks_only_overdue_bookings(
     assert states == {late.id: "no_show", later.id: "booked"}
     # A no-show no longer holds the room.
     await book(platform, world, draft(clock.now(), hours=2))
+
+
+async def test_feed_set_and_polled_over_http(
+    platform: Platform, clock: FixedClock, world: StaysWorld
+) -> None:
+    platform = loopback(platform)
+    async with FakeOta() as ota, api_client(platform) as client:
+        desk = await front_desk_headers(platform, clock, world.access.a.admin, "desk-ical")
+        body = {"room_id": world.room, "url": ota.url}
+        feed = await client.put("/api/v1/booking-feeds", json=body, headers=desk)
+        assert feed.status_code == 200, feed.text
+        ota.calendar = vcalendar(
+            vevent("z@ota", "DTSTART:20260110T060000Z", "DTEND:20260111T040000Z")
+        )
+        polled = await client.post(f"/api/v1/booking-feeds/{feed.json()['id']}/poll", headers=desk)
+        assert polled.status_code == 200, polled.text
+        assert json.loads(polled.json()["outcome"])["created"] == 1
+        ota.status = 404
+        failed = await client.post(f"/api/v1/booking-feeds/{feed.json()['id']}/poll", headers=desk)
+        assert (failed.status_code, code_of(failed)) == (409, "ical_feed_error")
+        other = await front_desk_headers(platform, clock, world.access.b.admin, "desk-ical-b")
+        hidden = await client.post(f"/api/v1/booking-feeds/{feed.json()['id']}/poll", headers=other)
+        assert hidden.status_code == 404

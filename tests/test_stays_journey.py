@@ -246,3 +246,21 @@ async def test_a_visitor_gets_a_pass_of_at_most_a_day_to_chosen_doors(
         grant = await session.get(AccessGrant, granted.visitor.grant_id)
         assert grant is not None
         assert grant.status == "revoked"
+
+
+async def test_consent_under_an_earlier_notice_is_stale_and_refused(
+    platform: Platform, world: StaysWorld
+) -> None:
+    from anju.consent.service import ConsentService
+    from tests.support.consent import privacy_policy
+
+    subject = await guest(platform, world)
+    async with platform.db.transaction() as session:
+        await ConsentService(platform, session).publish(
+            world.org, "account:dpo", privacy_policy("新版隐私政策：我们为实名登记处理您的信息。")
+        )
+    booking = await book(platform, world, draft(platform.clock.now()))
+    with pytest.raises(ConsentRequired) as refused:
+        await check_in(platform, world, booking.id, [GuestIn(subject)])
+    assert refused.value.details["status"] == "stale"
+    assert await counts(platform) == (0, 0, 0)

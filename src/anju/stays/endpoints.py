@@ -11,9 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from anju.accounts.deps import require
+from anju.accounts.deps import BearerToken, require
 from anju.accounts.principal import Principal
 from anju.accounts.roles import Cap
+from anju.accounts.service import AccountService
 from anju.api.deps import DbSession, PlatformDep
 from anju.errors import Forbidden, InvalidInput, NotFound
 from anju.stays.imports import MAX_WEBHOOK_BYTES, ImportService
@@ -140,7 +141,7 @@ async def cancel_booking(
 
 
 # --- imports -------------------------------------------------------------------------------
-@router.post("/bookings/channels/{channel}/secret", response_model=SecretOut)
+@router.post("/booking-channels/{channel}/secret", response_model=SecretOut)
 async def rotate_channel_secret(
     channel: Annotated[str, Path(max_length=16)],
     principal: Manager,
@@ -154,7 +155,7 @@ async def rotate_channel_secret(
     return SecretOut(channel=channel, secret=secret)
 
 
-@router.post("/bookings/webhooks/{org_id}/{channel}", response_model=WebhookResultOut)
+@router.post("/booking-webhooks/{org_id}/{channel}", response_model=WebhookResultOut)
 async def booking_webhook(
     org_id: Annotated[str, Path(min_length=1, max_length=36)],
     channel: Annotated[str, Path(max_length=16)],
@@ -172,7 +173,7 @@ async def booking_webhook(
     return WebhookResultOut(**result)
 
 
-@router.put("/bookings/ical-feeds", response_model=FeedOut)
+@router.put("/booking-feeds", response_model=FeedOut)
 async def set_ical_feed(
     body: FeedIn, principal: Manager, platform: PlatformDep, session: DbSession
 ) -> FeedOut:
@@ -183,16 +184,19 @@ async def set_ical_feed(
     return feed_out(feed)
 
 
-@router.post("/bookings/ical-feeds/{feed_id}/poll", response_model=FeedOut)
+@router.post("/booking-feeds/{feed_id}/poll", response_model=FeedOut)
 async def poll_ical_feed(
     feed_id: Annotated[str, Path(min_length=1, max_length=36)],
-    principal: Manager,
+    token: BearerToken,
     platform: PlatformDep,
 ) -> FeedOut:
     """立即同步日历 / Poll the feed now (409 ``ical_feed_error`` when it cannot be read).
 
-    No request transaction: the feed is fetched outside any, then applied in its own."""
+    No request transaction (the caller is authenticated in a short one of its own): the feed is
+    fetched outside any transaction, then applied in its own — SQLite has one writer."""
     async with platform.db.transaction() as session:
+        principal = await AccountService(platform, session).authenticate(token)
+        AccountService.require(principal, Cap.STAYS_MANAGE)
         feed = await ImportService(platform, session).repo.feed(feed_id)
         if feed is None or feed.org_id != org_of(principal):
             raise NotFound("日历订阅不存在 / no such feed", details={"field": "feed_id"})
