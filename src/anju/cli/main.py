@@ -18,6 +18,7 @@ from anju.cli import (
     keys,
     people,
     privacy,
+    reporting,
     serve,
     sim,
 )
@@ -43,6 +44,7 @@ app.add_typer(access.app, name="access")
 app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
+app.add_typer(reporting.app, name="reporting")
 
 
 @app.command("version")
