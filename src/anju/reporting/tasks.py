@@ -23,6 +23,7 @@ from anju.errors import AnjuError, ConfigurationError
 from anju.kit.aio import wait_any
 from anju.kit.crypto import SM2PublicKey
 from anju.platform import Platform
+from anju.reporting.rules import parks
 from anju.reporting.service import REPORTS_QUEUED, AttemptResult, ReportingService
 from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, REPORT_SIGNER, seal_report
 
@@ -70,26 +71,54 @@ class ReportSender:
         await self._client.aclose()
 
     async def send_due(self) -> int:
-        """Send every due report (up to ``batch``) once; how many were attempted."""
+        """Send every due report (up to ``batch``) once; how many were attempted.
+
+        The first report goes alone: if the regulator is unreachable or failing (transport
+        error, 5xx), the rest of the batch backs off with it *unbuilt* — no PI is decrypted for
+        reports that cannot be delivered now.
+        """
         if self.recipient is None:
             return 0
+        async with self.platform.db.transaction() as session:
+            claimed = [
+                r.id
+                for r in await ReportingService(self.platform, session).claim_due(
+                    self.batch, lease_seconds=self.timeout + 30
+                )
+            ]
+        if not claimed:
+            return 0
+        first = await self._send(claimed[:1])
+        if first and not first[0].ok and not parks(first[0].status_code):
+            rest = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
+        else:
+            rest = await self._send(claimed[1:])
+        results = first + rest
+        async with self.platform.db.transaction() as session:
+            await ReportingService(self.platform, session).record_results(results)
+        return len(results)
+
+    async def _send(self, report_ids: list[str]) -> list[AttemptResult]:
+        """Build, seal and post ``report_ids`` (those whose payload cannot be built are parked
+        and left out of the results)."""
+        if not report_ids:
+            return []
+        assert self.recipient is not None
         signer = self.platform.keys.signer(REPORT_SIGNER)
         work: list[tuple[str, bytes]] = []
         async with self.platform.db.transaction() as session:
             service = ReportingService(self.platform, session)
-            for report in await service.claim_due(self.batch, lease_seconds=self.timeout + 30):
+            for report_id in report_ids:
+                report = await service.repo.report(report_id)
+                if report is None:
+                    continue
                 try:
                     payload = await service.payload_of(report)
                 except AnjuError as exc:
                     await service.park(report, exc.code)
                     continue
                 work.append((report.id, seal_report(payload, signer, self.recipient)))
-        if not work:
-            return 0
-        results = await asyncio.gather(*(self._post(rid, body) for rid, body in work))
-        async with self.platform.db.transaction() as session:
-            await ReportingService(self.platform, session).record_results(results)
-        return len(results)
+        return list(await asyncio.gather(*(self._post(rid, body) for rid, body in work)))
 
     async def _post(self, report_id: str, body: bytes) -> AttemptResult:
         started = time.monotonic()
