@@ -60,6 +60,7 @@ class ReportSender:
         if self.enabled and not settings.regulator_url:
             raise ConfigurationError("regulator_url is not set (docs/reporting.md)")
         self.recipient = regulator_key(platform) if self.enabled else None
+        self._reachable = True  # until a pass finds otherwise
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
@@ -73,9 +74,9 @@ class ReportSender:
     async def send_due(self) -> int:
         """Send every due report (up to ``batch``) once; how many were attempted.
 
-        The first report goes alone: if the regulator is unreachable or failing (transport
-        error, 5xx), the rest of the batch backs off with it *unbuilt* — no PI is decrypted for
-        reports that cannot be delivered now.
+        After a pass that found the regulator unreachable or failing, the first report goes
+        alone as a probe: if it fails again (transport error, 5xx), the rest of the batch backs
+        off with it *unbuilt* — no PI is decrypted for reports that cannot be delivered now.
         """
         if self.recipient is None:
             return 0
@@ -88,12 +89,16 @@ class ReportSender:
             ]
         if not claimed:
             return 0
-        first = await self._send(claimed[:1])
-        if first and not first[0].ok and not parks(first[0].status_code):
-            rest = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
+        if self._reachable:
+            results = await self._send(claimed)
         else:
-            rest = await self._send(claimed[1:])
-        results = first + rest
+            results = await self._send(claimed[:1])
+            if results and not results[0].ok and not parks(results[0].status_code):
+                held = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
+                results += held
+            else:
+                results += await self._send(claimed[1:])
+        self._reachable = not any(r.status_code is None or r.status_code >= 500 for r in results)
         async with self.platform.db.transaction() as session:
             await ReportingService(self.platform, session).record_results(results)
         return len(results)
