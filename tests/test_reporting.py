@@ -3,6 +3,7 @@ fake regulator on loopback through outages, replays and refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -320,3 +321,26 @@ async def test_granted_unlocks_are_reported_once_with_lock_times_in_shanghai(
         "at": "2026-01-02T00:01:00+08:00",
     }
     assert got["unavailable_record_ids"] == []
+
+
+@pytest.mark.req("L6", "L1")
+async def test_the_background_sender_delivers_what_a_commit_queued(
+    platform: Platform, tmp_path: Path
+) -> None:
+    subject = await register_guest(platform, ORG, people(1)[0])
+    with fake_regulator(platform) as regulator:
+        sender = ReportSender(sending_to(platform, regulator, tmp_path), poll_seconds=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sender.run(stop))
+        try:
+            report_id = await queue_check_in(platform, subject)  # the commit wakes the sender
+            for _ in range(400):  # bounded wait for the other thread's answer, not a timing claim
+                if report_id in regulator.received.reports:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await sender.aclose()
+    assert list(regulator.received.reports) == [report_id]
+    assert [r.status for r in await reports(platform)] == ["delivered"]
