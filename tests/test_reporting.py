@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from anju.alarms.models import Alarm
 from anju.audit.models import AuditEntry
+from anju.consent.gate import needs_consent
 from anju.errors import IntegrityError, InvalidInput, NotFound
 from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PrivateKey
@@ -59,7 +60,7 @@ async def test_check_in_payload_is_minimal_and_correct_and_the_outbox_holds_no_p
     async with platform.db.transaction() as session:
         await ReportingService(platform, session).queue_check_out(
             org_id=ORG, stay_id="stay-1", subject_id=subject, room_id="room-301",
-            at=CHECK_IN + timedelta(days=2),
+            at=datetime(2026, 1, 3, 13, 30, tzinfo=timezone(timedelta(hours=2))),  # a +02:00 client
         )  # fmt: skip
     # The outbox row refers to the guest; nothing of the guest is in it.
     (row, out_row) = sorted(await reports(platform), key=lambda r: r.kind)
@@ -97,6 +98,8 @@ async def test_check_in_payload_is_minimal_and_correct_and_the_outbox_holds_no_p
         )
     purposes = [json.loads(e.details)["purpose"] for e in entries]
     assert purposes.count("regulator_report") == 2  # name and document number, once each
+    # A legal obligation, not a consent purpose (L6): refusing consent does not stop it.
+    assert not needs_consent("regulator_report")
 
 
 @pytest.mark.req("L3", "L6")
