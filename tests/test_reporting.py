@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from anju.alarms.models import Alarm
 from anju.audit.models import AuditEntry
+from anju.background import sweep_retention
 from anju.consent.gate import needs_consent
 from anju.errors import IntegrityError, InvalidInput, NotFound
 from anju.kit.clock import FixedClock
@@ -347,3 +348,25 @@ async def test_the_background_sender_delivers_what_a_commit_queued(
             await sender.aclose()
     assert list(regulator.received.reports) == [report_id]
     assert [r.status for r in await reports(platform)] == ["delivered"]
+
+
+@pytest.mark.req("L6", "L10")
+async def test_the_retention_sweep_drops_old_delivered_reports_and_keeps_unresolved_ones(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    guests = [await register_guest(platform, ORG, g) for g in people(2)]
+    delivered = await queue_check_in(platform, guests[0], stay_id="stay-a")
+    with fake_regulator(platform) as regulator:
+        assert await send_all(sending_to(platform, regulator, tmp_path)) == 1
+    parked = await queue_check_in(platform, guests[1], stay_id="stay-b")
+    with fake_regulator(platform) as regulator:
+        regulator.fail_with = 400
+        assert await send_all(sending_to(platform, regulator, tmp_path)) == 1
+    pending = await queue_check_in(platform, guests[1], stay_id="stay-c")
+    clock.advance(days=platform.settings.unlock_retention_days + 1)
+    await sweep_retention(platform)
+    assert sorted(r.id for r in await reports(platform)) == sorted([parked, pending])
+    assert delivered not in {r.id for r in await reports(platform)}
+    async with platform.db.transaction() as session:
+        left = (await session.execute(select(ReportAttempt.report_id))).scalars().all()
+    assert left == [parked]
