@@ -3,8 +3,9 @@ fake regulator on loopback through outages, replays and refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,8 @@ from sqlalchemy import select
 
 from anju.alarms.models import Alarm
 from anju.audit.models import AuditEntry
+from anju.background import sweep_retention
+from anju.consent.gate import needs_consent
 from anju.errors import IntegrityError, InvalidInput, NotFound
 from anju.kit.clock import FixedClock
 from anju.kit.crypto import SM2PrivateKey
@@ -20,6 +23,7 @@ from anju.platform import Platform
 from anju.reporting.models import Report, ReportAttempt
 from anju.reporting.rules import retry_ceiling_seconds
 from anju.reporting.service import PARKED_ALARM, ReportingService
+from anju.reporting.tasks import ReportSender
 from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, open_report, seal_report
 from tests.support.people import people
 from tests.support.reporting import (
@@ -57,7 +61,7 @@ async def test_check_in_payload_is_minimal_and_correct_and_the_outbox_holds_no_p
     async with platform.db.transaction() as session:
         await ReportingService(platform, session).queue_check_out(
             org_id=ORG, stay_id="stay-1", subject_id=subject, room_id="room-301",
-            at=CHECK_IN + timedelta(days=2),
+            at=datetime(2026, 1, 3, 13, 30, tzinfo=timezone(timedelta(hours=2))),  # a +02:00 client
         )  # fmt: skip
     # The outbox row refers to the guest; nothing of the guest is in it.
     (row, out_row) = sorted(await reports(platform), key=lambda r: r.kind)
@@ -95,6 +99,8 @@ async def test_check_in_payload_is_minimal_and_correct_and_the_outbox_holds_no_p
         )
     purposes = [json.loads(e.details)["purpose"] for e in entries]
     assert purposes.count("regulator_report") == 2  # name and document number, once each
+    # A legal obligation, not a consent purpose (L6): refusing consent does not stop it.
+    assert not needs_consent("regulator_report")
 
 
 @pytest.mark.req("L3", "L6")
@@ -141,33 +147,40 @@ async def test_receiver_down_for_hours_then_up_gets_every_report_exactly_once(
     subjects = [await register_guest(platform, ORG, g) for g in guests]
     ids = [await queue_check_in(platform, s, stay_id=f"stay-{i}") for i, s in enumerate(subjects)]
     with fake_regulator(platform) as regulator:
-        sender_platform = sending_to(platform, regulator, tmp_path)
-        regulator.stop()  # down
-        for _ in range(6):  # hours of failed attempts, backing off
-            assert await send_all(sender_platform) == 3
-            clock.advance(seconds=retry_ceiling_seconds(20, 600))
-        regulator.fail_with = 503
-        regulator.start()  # back at the same address, but failing at first
-        assert await send_all(sender_platform) == 3
-        clock.advance(seconds=600)
-        regulator.fail_with = None
-        assert await send_all(sender_platform) == 3
-        assert await send_all(sender_platform) == 0  # nothing left
+        sender = ReportSender(sending_to(platform, regulator, tmp_path))
+        try:
+            regulator.stop()  # down
+            for _ in range(6):  # hours of failed attempts, backing off
+                assert await sender.send_due() == 3
+                clock.advance(seconds=retry_ceiling_seconds(20, 600))
+            regulator.fail_with = 503
+            regulator.start()  # back at the same address, but failing at first
+            assert await sender.send_due() == 3
+            clock.advance(seconds=600)
+            regulator.fail_with = None
+            assert await sender.send_due() == 3
+            assert await sender.send_due() == 0  # nothing left
+        finally:
+            await sender.aclose()
     assert sorted(regulator.received.reports) == sorted(ids)
     assert regulator.received.duplicates == 0
     rows = await reports(platform)
     assert {(r.status, r.attempts) for r in rows} == {("delivered", 8)}
     async with platform.db.transaction() as session:
-        log = (
-            await session.execute(
-                select(ReportAttempt).where(ReportAttempt.report_id == ids[0])
-                .order_by(ReportAttempt.id)
-            )
+        log = (await session.execute(select(ReportAttempt).order_by(ReportAttempt.id))).scalars()
+        attempts = [(a.report_id, a.status_code, a.error, a.outcome) for a in log]
+        decrypted = (
+            await session.execute(select(AuditEntry).where(AuditEntry.action == "pi.decrypted"))
         ).scalars().all()  # fmt: skip
-    assert [a.outcome for a in log] == ["retry"] * 7 + ["delivered"]
-    assert [a.status_code for a in log][-2:] == [503, 201]
-    assert log[0].status_code is None
-    assert log[0].error
+    for report_id in ids:
+        mine = [a[1:] for a in attempts if a[0] == report_id]
+        assert [a[2] for a in mine] == ["retry"] * 7 + ["delivered"]
+        assert mine[-1][0] == 201
+        assert all(a[0] in (None, 503) and a[1] for a in mine[:-1])  # refused, 503, or held back
+    # Once the regulator was found unreachable, one report per pass probed it and the others
+    # were held back unbuilt: the first pass (3), 6 probes and 3 deliveries decrypted name and
+    # document, nothing else did.
+    assert len(decrypted) == 2 * (3 + 6 + 3)
 
 
 @pytest.mark.req("L6")
@@ -312,3 +325,48 @@ async def test_granted_unlocks_are_reported_once_with_lock_times_in_shanghai(
         "at": "2026-01-02T00:01:00+08:00",
     }
     assert got["unavailable_record_ids"] == []
+
+
+@pytest.mark.req("L6", "L1")
+async def test_the_background_sender_delivers_what_a_commit_queued(
+    platform: Platform, tmp_path: Path
+) -> None:
+    subject = await register_guest(platform, ORG, people(1)[0])
+    with fake_regulator(platform) as regulator:
+        sender = ReportSender(sending_to(platform, regulator, tmp_path), poll_seconds=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sender.run(stop))
+        try:
+            report_id = await queue_check_in(platform, subject)  # the commit wakes the sender
+            for _ in range(400):  # bounded wait for the other thread's answer, not a timing claim
+                if report_id in regulator.received.reports:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            await sender.aclose()
+    assert list(regulator.received.reports) == [report_id]
+    assert [r.status for r in await reports(platform)] == ["delivered"]
+
+
+@pytest.mark.req("L6", "L10")
+async def test_the_retention_sweep_drops_old_delivered_reports_and_keeps_unresolved_ones(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    guests = [await register_guest(platform, ORG, g) for g in people(2)]
+    delivered = await queue_check_in(platform, guests[0], stay_id="stay-a")
+    with fake_regulator(platform) as regulator:
+        assert await send_all(sending_to(platform, regulator, tmp_path)) == 1
+    parked = await queue_check_in(platform, guests[1], stay_id="stay-b")
+    with fake_regulator(platform) as regulator:
+        regulator.fail_with = 400
+        assert await send_all(sending_to(platform, regulator, tmp_path)) == 1
+    pending = await queue_check_in(platform, guests[1], stay_id="stay-c")
+    clock.advance(days=platform.settings.unlock_retention_days + 1)
+    await sweep_retention(platform)
+    assert sorted(r.id for r in await reports(platform)) == sorted([parked, pending])
+    assert delivered not in {r.id for r in await reports(platform)}
+    async with platform.db.transaction() as session:
+        left = (await session.execute(select(ReportAttempt.report_id))).scalars().all()
+    assert left == [parked]

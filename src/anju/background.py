@@ -3,11 +3,11 @@ delivery (:mod:`anju.reporting.tasks`, when ``regulator_enabled``) and periodic 
 
 ``anju serve`` runs them with :func:`serve_background` (one place). The retention sweep deletes
 unlock records (and their raw ``access.unlock`` device events) older than
-``unlock_retention_days`` and finished webhook deliveries older than the same period. The access
-sweep expires grants past their end (dropping their credentials from the locks) and queues again
-deliveries whose command ended without the lock's receipt. The policy retention sweep
-(:mod:`anju.retention`: biometric templates, capture log, consent records, subject data keys)
-runs every ``retention_sweep_seconds``; the stays jobs (no-shows, iCal feeds) every
+``unlock_retention_days``, and finished webhook deliveries and delivered regulator reports older
+than the same period. The access sweep expires grants past their end (dropping their credentials
+from the locks) and queues again deliveries whose command ended without the lock's receipt. The
+policy retention sweep (:mod:`anju.retention`: biometric templates, capture log, consent records,
+subject data keys) runs every ``retention_sweep_seconds``; the stays jobs (no-shows, iCal feeds) every
 ``stays_ical_poll_seconds``.
 """
 
@@ -22,6 +22,7 @@ from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.platform import Platform
+from anju.reporting.repository import ReportingRepository
 from anju.reporting.tasks import ReportSender
 from anju.retention.tasks import sweep_periodically
 from anju.stays.tasks import stays_jobs
@@ -43,6 +44,7 @@ async def sweep_retention(platform: Platform) -> int:
         raw = await purge_unlock_events(session, cutoff)
         deleted = await service.purge_expired(cutoff, raw_events=raw)
         await WebhooksRepository(session).purge_finished(cutoff)
+        await ReportingRepository(session).purge_delivered(cutoff)
     return deleted
 
 

@@ -19,6 +19,7 @@ from anju.cli import (
     people,
     privacy,
     properties,
+    reporting,
     serve,
     sim,
     stays,
@@ -47,6 +48,7 @@ app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
 app.add_typer(properties.app, name="properties")
 app.add_typer(stays.app, name="stays")
+app.add_typer(reporting.app, name="reporting")
 
 
 @app.command("version")

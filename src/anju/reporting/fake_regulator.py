@@ -79,8 +79,11 @@ class FakeRegulator:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # request lines carry no PI, but keep tests quiet
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256  # a sender posts a batch at once: no refused connects
+
+        self._server = Server((host, port), Handler)
         self._address = (str(self._server.server_address[0]), int(self._server.server_address[1]))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.people.models import Person
@@ -95,3 +95,14 @@ class ReportingRepository:
             .order_by(UnlockRecord.at, UnlockRecord.id)
         )
         return (await self.session.execute(query)).scalars().all()
+
+    async def purge_delivered(self, before: datetime) -> int:
+        """Delete delivered reports created before ``before`` with their attempts and unlock
+        references (parked and pending ones stay until they are resolved)."""
+        ids = select(Report.id).where(
+            Report.status == ReportStatus.DELIVERED, Report.created_at < before
+        )
+        await self.session.execute(delete(ReportAttempt).where(ReportAttempt.report_id.in_(ids)))
+        await self.session.execute(delete(ReportedUnlock).where(ReportedUnlock.report_id.in_(ids)))
+        result = await self.session.execute(delete(Report).where(Report.id.in_(ids)))
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -368,3 +368,17 @@ class ReportingService:
         )
         REPORTS_QUEUED.after_commit(self.session)
         return report
+
+    # --- the operator's console (CLI: the host's operator, every organisation) -------------
+    async def outbox(self, status: ReportStatus | None, *, limit: int) -> Sequence[Report]:
+        """Reports of every organisation, newest first."""
+        return await self.repo.reports(
+            None, None if status is None else status.value, limit=limit, offset=0
+        )
+
+    async def delivery_log(self, report_id: str) -> tuple[Report, Sequence[ReportAttempt]]:
+        """A report of any organisation and its attempts."""
+        report = await self.repo.report(report_id)
+        if report is None:
+            raise not_found()
+        return report, await self.repo.attempts(report_id)

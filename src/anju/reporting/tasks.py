@@ -23,6 +23,7 @@ from anju.errors import AnjuError, ConfigurationError
 from anju.kit.aio import wait_any
 from anju.kit.crypto import SM2PublicKey
 from anju.platform import Platform
+from anju.reporting.rules import parks
 from anju.reporting.service import REPORTS_QUEUED, AttemptResult, ReportingService
 from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, REPORT_SIGNER, seal_report
 
@@ -59,6 +60,7 @@ class ReportSender:
         if self.enabled and not settings.regulator_url:
             raise ConfigurationError("regulator_url is not set (docs/reporting.md)")
         self.recipient = regulator_key(platform) if self.enabled else None
+        self._reachable = True  # until a pass finds otherwise
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
@@ -70,26 +72,58 @@ class ReportSender:
         await self._client.aclose()
 
     async def send_due(self) -> int:
-        """Send every due report (up to ``batch``) once; how many were attempted."""
+        """Send every due report (up to ``batch``) once; how many were attempted.
+
+        After a pass that found the regulator unreachable or failing, the first report goes
+        alone as a probe: if it fails again (transport error, 5xx), the rest of the batch backs
+        off with it *unbuilt* — no PI is decrypted for reports that cannot be delivered now.
+        """
         if self.recipient is None:
             return 0
+        async with self.platform.db.transaction() as session:
+            claimed = [
+                r.id
+                for r in await ReportingService(self.platform, session).claim_due(
+                    self.batch, lease_seconds=self.timeout + 30
+                )
+            ]
+        if not claimed:
+            return 0
+        if self._reachable:
+            results = await self._send(claimed)
+        else:
+            results = await self._send(claimed[:1])
+            if results and not results[0].ok and not parks(results[0].status_code):
+                held = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
+                results += held
+            else:
+                results += await self._send(claimed[1:])
+        self._reachable = not any(r.status_code is None or r.status_code >= 500 for r in results)
+        async with self.platform.db.transaction() as session:
+            await ReportingService(self.platform, session).record_results(results)
+        return len(results)
+
+    async def _send(self, report_ids: list[str]) -> list[AttemptResult]:
+        """Build, seal and post ``report_ids`` (those whose payload cannot be built are parked
+        and left out of the results)."""
+        if not report_ids:
+            return []
+        assert self.recipient is not None
         signer = self.platform.keys.signer(REPORT_SIGNER)
         work: list[tuple[str, bytes]] = []
         async with self.platform.db.transaction() as session:
             service = ReportingService(self.platform, session)
-            for report in await service.claim_due(self.batch, lease_seconds=self.timeout + 30):
+            for report_id in report_ids:
+                report = await service.repo.report(report_id)
+                if report is None:
+                    continue
                 try:
                     payload = await service.payload_of(report)
                 except AnjuError as exc:
                     await service.park(report, exc.code)
                     continue
                 work.append((report.id, seal_report(payload, signer, self.recipient)))
-        if not work:
-            return 0
-        results = await asyncio.gather(*(self._post(rid, body) for rid, body in work))
-        async with self.platform.db.transaction() as session:
-            await ReportingService(self.platform, session).record_results(results)
-        return len(results)
+        return list(await asyncio.gather(*(self._post(rid, body) for rid, body in work)))
 
     async def _post(self, report_id: str, body: bytes) -> AttemptResult:
         started = time.monotonic()
