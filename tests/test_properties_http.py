@@ -67,6 +67,16 @@ async def test_a_manager_builds_a_hotel_and_binds_its_locks(
         f"{BASE}/door-groups/{group['id']}/doors/{world.entrance.device_id}", headers=h
     )
     assert response.json()["doors"] == [world.entrance.device_id]
+    groups = await client.get(
+        f"{BASE}/door-groups", params={"scope": "site", "scope_id": site["id"]}, headers=h
+    )
+    assert [(g["name"], g["doors"]) for g in groups.json()] == [
+        ("大堂门", [world.entrance.device_id])
+    ]
+    response = await client.patch(
+        f"{BASE}/door-groups/{group['id']}", json={"name": "正门"}, headers=h
+    )
+    assert response.json()["name"] == "正门"
 
     response = await client.get(f"{BASE}/rooms/{room['id']}", headers=h)
     detail = response.json()
@@ -88,6 +98,12 @@ async def test_a_manager_builds_a_hotel_and_binds_its_locks(
     )
     assert response.status_code == 204
     assert (await client.delete(f"{BASE}/rooms/{room['id']}", headers=h)).status_code == 204
+    response = await client.delete(f"{BASE}/door-groups/{group['id']}", headers=h)
+    assert (response.status_code, code_of(response)) == (409, "property_not_empty")
+    door = f"{BASE}/door-groups/{group['id']}/doors/{world.entrance.device_id}"
+    assert (await client.delete(door, headers=h)).status_code == 204
+    assert (await client.delete(f"{BASE}/door-groups/{group['id']}", headers=h)).status_code == 204
+    assert (await client.get(f"{BASE}/door-groups/{group['id']}", headers=h)).status_code == 404
     assert (await client.get(f"{BASE}/rooms/{room['id']}", headers=h)).status_code == 404
     entries = await audit_entries(platform, "properties.room.lock_bound")
     assert [e.actor for e in entries] == [f"account:{pm.account_id}"]

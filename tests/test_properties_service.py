@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import func, select
 
-from anju.errors import AnjuError
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from anju.properties.models import Building, DoorGroup, Room, RoomLock, Site, Unit
 from anju.properties.service import Address, PropertyService, RoomDoors
 from tests.support.access import AccessWorld, access_world
+from tests.support.calls import in_transaction, refusal, row_count
 from tests.support.properties import ADDRESS, bind_room_lock, property_tree, site_door_group
 from tests.support.registry import PIN, audit_entries, claim, manufacture
 
@@ -34,19 +33,14 @@ async def world(platform: Platform, clock: FixedClock, tmp_path: Path) -> Access
 
 
 async def svc_call(platform: Platform, work: Callable[[PropertyService], Awaitable[T]]) -> T:
-    async with platform.db.transaction() as session:
-        return await work(PropertyService(platform, session))
+    return await in_transaction(platform, PropertyService, work)
 
 
 async def refused(platform: Platform, work: Callable[[PropertyService], Awaitable[object]]) -> str:
-    with pytest.raises(AnjuError) as caught:
-        await svc_call(platform, work)
-    return caught.value.code
+    return await refusal(svc_call(platform, work))
 
 
-async def count(platform: Platform, model: type[object]) -> int:
-    async with platform.db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+count = row_count
 
 
 @pytest.mark.req("R10", "R13", "L1")

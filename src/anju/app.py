@@ -45,6 +45,7 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
+    from anju.leases.endpoints import router as leases_router
     from anju.people.endpoints import router as people_router
     from anju.properties.endpoints import router as properties_router
     from anju.reporting.endpoints import router as reporting_router
@@ -69,6 +70,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(properties_router)
     app.include_router(stays_router)
     app.include_router(reporting_router)
+    app.include_router(leases_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

@@ -7,8 +7,9 @@ unlock records (and their raw ``access.unlock`` device events) older than
 than the same period. The access sweep expires grants past their end (dropping their credentials
 from the locks) and queues again deliveries whose command ended without the lock's receipt. The
 policy retention sweep (:mod:`anju.retention`: biometric templates, capture log, consent records,
-subject data keys) runs every ``retention_sweep_seconds``; the stays jobs (no-shows, iCal feeds) every
-``stays_ical_poll_seconds``.
+subject data keys) runs every ``retention_sweep_seconds``. The lease sweep
+(:mod:`anju.leases.tasks`) ends leases past their period and freezes tenants in arrears every five
+minutes; the stays jobs (no-shows, iCal feeds) run every ``stays_ical_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
+from anju.leases.tasks import sweep_leases
 from anju.platform import Platform
 from anju.reporting.repository import ReportingRepository
 from anju.reporting.tasks import ReportSender
@@ -34,6 +36,8 @@ logger = logging.getLogger("anju.background")
 SWEEP_SECONDS = 3600.0
 #: Grants end on the hour or minute the operator chose: a minute late at most.
 ACCESS_SWEEP_SECONDS = 60.0
+#: Arrears are counted in days: five minutes late at most is plenty.
+LEASE_SWEEP_SECONDS = 300.0
 
 
 async def sweep_retention(platform: Platform) -> int:
@@ -76,6 +80,10 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(ACCESS_SWEEP_SECONDS, lambda: sweep_access(platform), "access sweep", stop),
             name="anju-access-sweep",
+        ),
+        asyncio.create_task(
+            _every(LEASE_SWEEP_SECONDS, lambda: sweep_leases(platform), "lease sweep", stop),
+            name="anju-lease-sweep",
         ),
     ]
     if platform.settings.stays_ical_poll_seconds:

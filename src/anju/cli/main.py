@@ -16,6 +16,7 @@ from anju.cli import (
     firmware,
     gateway,
     keys,
+    leases,
     people,
     privacy,
     properties,
@@ -49,6 +50,7 @@ app.add_typer(consent.retention_app, name="retention")
 app.add_typer(properties.app, name="properties")
 app.add_typer(stays.app, name="stays")
 app.add_typer(reporting.app, name="reporting")
+app.add_typer(leases.app, name="leases")
 
 
 @app.command("version")

@@ -40,6 +40,7 @@ MODEL_MODULES = (
     "anju.properties.models",
     "anju.stays.models",
     "anju.reporting.models",
+    "anju.leases.models",
 )
 
 

@@ -2,14 +2,14 @@
 iCal feeds.
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0020
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
