@@ -50,7 +50,9 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.leases.endpoints import router as leases_router
     from anju.people.endpoints import router as people_router
     from anju.properties.endpoints import router as properties_router
+    from anju.reporting.endpoints import router as reporting_router
     from anju.retention.endpoints import router as retention_router
+    from anju.stays.endpoints import router as stays_router
     from anju.unlocks.endpoints import router as unlocks_router
     from anju.webhooks.endpoints import router as webhooks_router
 
@@ -68,6 +70,8 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(consent_router)
     app.include_router(retention_router)
     app.include_router(properties_router)
+    app.include_router(stays_router)
+    app.include_router(reporting_router)
     app.include_router(leases_router)
 
 

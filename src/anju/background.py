@@ -1,12 +1,14 @@
-"""The platform's background jobs besides the gateway: webhook delivery and periodic sweeps.
+"""The platform's background jobs besides the gateway: webhook delivery, regulator report
+delivery (:mod:`anju.reporting.tasks`, when ``regulator_enabled``) and periodic sweeps.
 
 ``anju serve`` runs them with :func:`serve_background` (one place). The retention sweep
 (:mod:`anju.retention`, every ``retention_sweep_seconds``) removes what its policies no longer
 keep: biometric templates, capture log, consent records, unlock records with their raw device
-events and finished webhook deliveries, subject data keys. The access sweep expires grants past
-their end (dropping their credentials from the locks) and queues again deliveries whose command
-ended without the lock's receipt. The lease sweep (:mod:`anju.leases.tasks`) ends leases past
-their period and freezes tenants in arrears every five minutes.
+events, finished webhook deliveries and delivered regulator reports, subject data keys. The
+access sweep expires grants past their end (dropping their credentials from the locks) and
+queues again deliveries whose command ended without the lock's receipt. The lease sweep
+(:mod:`anju.leases.tasks`) ends leases past their period and freezes tenants in arrears every
+five minutes; the stays jobs (no-shows, iCal feeds) run every ``stays_ical_poll_seconds``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.leases.tasks import sweep_leases
 from anju.platform import Platform
+from anju.reporting.tasks import ReportSender
 from anju.retention.sweepers import SweeperRegistry, standard_sweepers
 from anju.retention.tasks import sweep_periodically
+from anju.stays.tasks import stays_jobs
 from anju.webhooks.dispatcher import WebhookDispatcher
 
 logger = logging.getLogger("anju.background")
@@ -52,11 +56,13 @@ async def _every(
 
 @contextlib.asynccontextmanager
 async def serve_background(platform: Platform) -> AsyncIterator[None]:
-    """Run the webhook dispatcher and the sweeps while the context is open."""
+    """Run the webhook dispatcher, the report sender and the sweeps while the context is open."""
     stop = asyncio.Event()
     dispatcher = WebhookDispatcher(platform)
+    sender = ReportSender(platform)
     tasks = [
         asyncio.create_task(dispatcher.run(stop), name="anju-webhooks"),
+        asyncio.create_task(sender.run(stop), name="anju-regulator-reports"),
         asyncio.create_task(
             sweep_periodically(platform, stop, platform_sweepers()), name="anju-retention"
         ),
@@ -69,9 +75,22 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
             name="anju-lease-sweep",
         ),
     ]
+    if platform.settings.stays_ical_poll_seconds:
+        tasks.append(
+            asyncio.create_task(
+                _every(
+                    platform.settings.stays_ical_poll_seconds,
+                    lambda: stays_jobs(platform),
+                    "stays jobs (no-shows, iCal feeds)",
+                    stop,
+                ),
+                name="anju-stays",
+            )
+        )
     try:
         yield
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await dispatcher.aclose()
+        await sender.aclose()

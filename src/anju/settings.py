@@ -92,6 +92,18 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhook URLs on loopback / private addresses (tests, closed LANs).",
     )
+    stays_no_show_grace_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 14,
+        description="A booking not checked in this long after its start becomes a no-show.",
+    )
+    stays_ical_poll_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="How often `anju serve` polls the rooms' iCal feeds (0: never).",
+    )
     retention_days: dict[str, int] = Field(
         default_factory=dict,
         description="Retention overrides in days per data kind, e.g. "
@@ -101,6 +113,23 @@ class Settings(BaseSettings):
         default=3600.0,
         ge=0,
         description="How often `anju serve` runs the retention sweep; 0: never.",
+    )
+
+    # Regulator reporting (docs/reporting.md).
+    regulator_enabled: bool = Field(
+        default=False,
+        description="Send queued regulator reports (reports are queued either way).",
+    )
+    regulator_url: str | None = Field(
+        default=None,
+        description="Base URL of the regulator's report receiver (POST <url>/reports).",
+    )
+    regulator_public_key: Path | None = Field(
+        default=None, description="PEM file of the regulator's SM2 public key (envelope recipient)."
+    )
+    regulator_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    regulator_retry_cap_seconds: float = Field(
+        default=600.0, ge=1, le=86400, description="Longest back-off between two attempts."
     )
 
     ctid_config: Path | None = Field(

@@ -55,6 +55,7 @@ class Cap(StrEnum):
     NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
     CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
     RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
+    REPORTS_READ = "reports.read"  # regulator report outbox and delivery log (no PI)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.DEVICES_READ,
             Cap.ALARMS_MANAGE,
             Cap.WEBHOOKS_MANAGE,
+            Cap.REPORTS_READ,
         ),
         _info(
             Role.DATA_OPERATOR,
@@ -100,7 +102,13 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.RETENTION_MANAGE,
         ),
         _info(
-            Role.AUDITOR, "审计员", "Auditor", Cap.AUDIT_READ, Cap.AUDIT_VERIFY, Cap.RECORDS_READ
+            Role.AUDITOR,
+            "审计员",
+            "Auditor",
+            Cap.AUDIT_READ,
+            Cap.AUDIT_VERIFY,
+            Cap.RECORDS_READ,
+            Cap.REPORTS_READ,
         ),
         _info(
             Role.FRONT_DESK,

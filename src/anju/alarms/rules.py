@@ -28,6 +28,7 @@ OPEN = (AlarmStatus.ACTIVE, AlarmStatus.ACKNOWLEDGED)
 REPEATED_FAILURES = "repeated_failures"  # N denials at one lock within M seconds
 SITE_REPEATED_FAILURES = "site_repeated_failures"  # … across the organisation's doors
 ABNORMAL_GRANT = "abnormal_grant"  # mass grants, odd hours, self-grants (access domain)
+REPORT_PARKED = "regulator_report_parked"  # the regulator refused a report (reporting domain)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ KINDS: dict[str, AlarmKind] = {
         Severity.HIGH, "多处门锁短时间内多次开锁失败", "Repeated failed unlocks across doors", False
     ),
     ABNORMAL_GRANT: AlarmKind(Severity.HIGH, "异常授权", "Abnormal grant", False),
+    REPORT_PARKED: AlarmKind(
+        Severity.HIGH, "治安报送被拒收，已搁置", "Regulator report refused and parked", False
+    ),
 }
 
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -21,8 +21,10 @@ from anju.cli import (
     people,
     privacy,
     properties,
+    reporting,
     serve,
     sim,
+    stays,
 )
 
 app = typer.Typer(
@@ -48,6 +50,8 @@ app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
 app.add_typer(properties.app, name="properties")
+app.add_typer(stays.app, name="stays")
+app.add_typer(reporting.app, name="reporting")
 app.add_typer(leases.app, name="leases")
 
 

@@ -47,7 +47,8 @@ _ORIGINAL_SECRETS = ("blind-index",)
 #: Named SM2 keys: the audit log's, the device CA that certifies devices (and the gateway), the
 #: gateway's own handshake key, the firmware signing key (certified by the device CA), the
 #: access-credential key, the key that signs consent receipts ("consent") and the key that signs
-#: identity-verification results ("verification", anju.people). ``anju db upgrade`` adds names a
+#: identity-verification results ("verification", anju.people) and the key that signs regulator
+#: reports ("regulator-report", anju.reporting). ``anju db upgrade`` adds names a
 #: keyring predates.
 NAMED_SIGNERS = (
     "audit",
@@ -57,6 +58,7 @@ NAMED_SIGNERS = (
     "access",
     "consent",
     "verification",
+    "regulator-report",
 )
 
 

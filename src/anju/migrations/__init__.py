@@ -38,6 +38,8 @@ MODEL_MODULES = (
     "anju.consent.models",
     "anju.retention.models",
     "anju.properties.models",
+    "anju.stays.models",
+    "anju.reporting.models",
     "anju.leases.models",
 )
 

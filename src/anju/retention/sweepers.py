@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from anju.biometrics.service import BiometricService, Operator
 from anju.platform import Platform
 from anju.privacy.vault import PIVault
+from anju.reporting.repository import ReportingRepository
 from anju.retention.policies import (
     CAPTURE_LOG,
     CONSENT_RECORD,
@@ -134,8 +135,8 @@ CopyPurge = Callable[[AsyncSession, datetime], Awaitable[int]]
 
 class UnlockRecordSweeper:
     """Unlock records received before the period: deleted — and, once the records are done,
-    the copies of them kept elsewhere: finished webhook deliveries that carried them, and what
-    ``copies`` deletes (the gateway's raw ``access.unlock`` events, wired in by the edge that
+    the copies of them kept elsewhere: finished webhook deliveries and regulator reports
+    delivered before the cutoff (pending and parked ones stay), and what ``copies`` deletes (the gateway's raw ``access.unlock`` events, wired in by the edge that
     owns them)."""
 
     def __init__(self, copies: Sequence[CopyPurge] = ()) -> None:
@@ -148,6 +149,7 @@ class UnlockRecordSweeper:
         more = len(rows) == limit
         if not more:
             removed += await WebhooksRepository(job.session).purge_finished(job.cutoff)
+            removed += await ReportingRepository(job.session).purge_delivered(job.cutoff)
             for purge in self._copies:
                 removed += await purge(job.session, job.cutoff)
         subjects = sorted({s for _, s in rows if s is not None})

@@ -1,0 +1,168 @@
+"""Sending queued regulator reports: build, sign and envelope each at send time, POST it with
+its idempotency key, retry with back-off until delivered, park it when refused.
+
+One pass (:meth:`ReportSender.send_due`) leases the due reports and builds their envelopes in a
+transaction (decryptions are audited there), posts them concurrently *outside* any transaction,
+then records every attempt in a second one. A sender that dies mid-pass leaves leased rows that
+fall due again when the lease ends: delivery is at-least-once and the regulator de-duplicates by
+``Idempotency-Key`` (the report id), so the regulator keeps each report exactly once.
+
+:meth:`run` wakes right after a commit of this process queued reports and otherwise polls every
+``poll_seconds`` (reports queued by other processes, retries falling due).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+
+from anju.errors import AnjuError, ConfigurationError
+from anju.kit.aio import wait_any
+from anju.kit.crypto import SM2PublicKey
+from anju.platform import Platform
+from anju.reporting.rules import parks
+from anju.reporting.service import REPORTS_QUEUED, AttemptResult, ReportingService
+from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, REPORT_SIGNER, seal_report
+
+logger = logging.getLogger("anju.reporting")
+
+BATCH = 50
+USER_AGENT = "anju-reporting/1"
+
+
+def regulator_key(platform: Platform) -> SM2PublicKey:
+    """The configured regulator public key (``configuration_error`` when unset or unreadable)."""
+    path = platform.settings.regulator_public_key
+    if path is None:
+        raise ConfigurationError("regulator_public_key is not set (docs/reporting.md)")
+    try:
+        return SM2PublicKey.from_pem(path.read_bytes())
+    except (OSError, AnjuError) as exc:
+        raise ConfigurationError(f"regulator public key {path} is unusable: {exc}") from None
+
+
+class ReportSender:
+    """Delivers the regulator reports of one platform (see module docstring)."""
+
+    def __init__(
+        self, platform: Platform, *, batch: int = BATCH, poll_seconds: float = 1.0
+    ) -> None:
+        settings = platform.settings
+        self.platform = platform
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.enabled = settings.regulator_enabled
+        self.timeout = settings.regulator_timeout_seconds
+        self.url = (settings.regulator_url or "").rstrip("/") + PATH
+        if self.enabled and not settings.regulator_url:
+            raise ConfigurationError("regulator_url is not set (docs/reporting.md)")
+        self.recipient = regulator_key(platform) if self.enabled else None
+        self._reachable = True  # until a pass finds otherwise
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send_due(self) -> int:
+        """Send every due report (up to ``batch``) once; how many were attempted.
+
+        After a pass that found the regulator unreachable or failing, the first report goes
+        alone as a probe: if it fails again (transport error, 5xx), the rest of the batch backs
+        off with it *unbuilt* — no PI is decrypted for reports that cannot be delivered now.
+        """
+        if self.recipient is None:
+            return 0
+        async with self.platform.db.transaction() as session:
+            claimed = [
+                r.id
+                for r in await ReportingService(self.platform, session).claim_due(
+                    self.batch, lease_seconds=self.timeout + 30
+                )
+            ]
+        if not claimed:
+            return 0
+        if self._reachable:
+            results = await self._send(claimed)
+        else:
+            results = await self._send(claimed[:1])
+            if results and not results[0].ok and not parks(results[0].status_code):
+                held = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
+                results += held
+            else:
+                results += await self._send(claimed[1:])
+        self._reachable = not any(r.status_code is None or r.status_code >= 500 for r in results)
+        async with self.platform.db.transaction() as session:
+            await ReportingService(self.platform, session).record_results(results)
+        return len(results)
+
+    async def _send(self, report_ids: list[str]) -> list[AttemptResult]:
+        """Build, seal and post ``report_ids`` (those whose payload cannot be built are parked
+        and left out of the results)."""
+        if not report_ids:
+            return []
+        assert self.recipient is not None
+        signer = self.platform.keys.signer(REPORT_SIGNER)
+        work: list[tuple[str, bytes]] = []
+        async with self.platform.db.transaction() as session:
+            service = ReportingService(self.platform, session)
+            for report_id in report_ids:
+                report = await service.repo.report(report_id)
+                if report is None:
+                    continue
+                try:
+                    payload = await service.payload_of(report)
+                except AnjuError as exc:
+                    await service.park(report, exc.code)
+                    continue
+                work.append((report.id, seal_report(payload, signer, self.recipient)))
+        return list(await asyncio.gather(*(self._post(rid, body) for rid, body in work)))
+
+    async def _post(self, report_id: str, body: bytes) -> AttemptResult:
+        started = time.monotonic()
+
+        def result(status: int | None, error: str | None) -> AttemptResult:
+            return AttemptResult(report_id, status, int((time.monotonic() - started) * 1000), error)
+
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: report_id}
+        try:
+            response = await self._client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return result(None, "timeout")
+        except httpx.HTTPError as exc:
+            return result(None, type(exc).__name__[:200])
+        if response.is_success:
+            return result(response.status_code, None)
+        return result(response.status_code, _error_code(response))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set (woken by commits of this process, else polling)."""
+        woken = REPORTS_QUEUED.subscribe()
+        try:
+            while not stop.is_set():
+                woken.clear()
+                try:
+                    sent = await self.send_due()
+                except Exception:
+                    logger.exception("regulator report pass failed; retrying")
+                    sent = 0
+                if sent < self.batch:
+                    await wait_any(stop, woken, within=self.poll_seconds)
+        finally:
+            REPORTS_QUEUED.unsubscribe(woken)
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The receiver's error code if it sent one (bounded), else ``http_<status>``."""
+    try:
+        code = response.json().get("error")
+    except (ValueError, AttributeError):
+        code = None
+    return str(code)[:100] if isinstance(code, str) and code else f"http_{response.status_code}"

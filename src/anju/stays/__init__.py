@@ -1,0 +1,1 @@
+"""Stays: bookings (direct or imported from booking systems), check-in, check-out, visitors."""
