@@ -136,8 +136,8 @@ CopyPurge = Callable[[AsyncSession, datetime], Awaitable[int]]
 class UnlockRecordSweeper:
     """Unlock records received before the period: deleted — and, once the records are done,
     the copies of them kept elsewhere: finished webhook deliveries and regulator reports
-    delivered before the cutoff (pending and parked ones stay), and what ``copies`` deletes (the gateway's raw ``access.unlock`` events, wired in by the edge that
-    owns them)."""
+    delivered before the cutoff (pending and parked ones stay), and what ``copies`` deletes
+    (the gateway's raw ``access.unlock`` events, wired in by the edge that owns them)."""
 
     def __init__(self, copies: Sequence[CopyPurge] = ()) -> None:
         self._copies = tuple(copies)
