@@ -45,7 +45,9 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
+    from anju.officers.endpoints import router as officers_router
     from anju.people.endpoints import router as people_router
+    from anju.requests.endpoints import router as requests_router
     from anju.retention.endpoints import router as retention_router
     from anju.unlocks.endpoints import router as unlocks_router
     from anju.webhooks.endpoints import router as webhooks_router
@@ -63,6 +65,8 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(webhooks_router)
     app.include_router(consent_router)
     app.include_router(retention_router)
+    app.include_router(officers_router)
+    app.include_router(requests_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

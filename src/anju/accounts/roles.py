@@ -55,6 +55,7 @@ class Cap(StrEnum):
     NOTICES_MANAGE = "notices.manage"  # publish privacy notices (new versions)
     CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
     RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
+    REQUESTS_MANAGE = "requests.manage"  # tenants' requests (text: audited), staff activity
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
+            Cap.REQUESTS_MANAGE,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -133,6 +135,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
+            Cap.REQUESTS_MANAGE,
         ),
         _info(
             Role.LANDLORD,
@@ -161,6 +164,7 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.PEOPLE_REGISTER,
         Cap.CONSENT_RECORD,
         Cap.RETENTION_MANAGE,
+        Cap.REQUESTS_MANAGE,
     }
 )
 

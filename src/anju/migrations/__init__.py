@@ -37,6 +37,8 @@ MODEL_MODULES = (
     "anju.webhooks.models",
     "anju.consent.models",
     "anju.retention.models",
+    "anju.officers.models",
+    "anju.requests.models",
 )
 
 
