@@ -47,6 +47,7 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.firmware.endpoints import router as firmware_router
     from anju.officers.endpoints import router as officers_router
     from anju.people.endpoints import router as people_router
+    from anju.properties.endpoints import router as properties_router
     from anju.requests.endpoints import router as requests_router
     from anju.retention.endpoints import router as retention_router
     from anju.unlocks.endpoints import router as unlocks_router
@@ -65,6 +66,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(webhooks_router)
     app.include_router(consent_router)
     app.include_router(retention_router)
+    app.include_router(properties_router)
     app.include_router(officers_router)
     app.include_router(requests_router)
 

@@ -37,6 +37,7 @@ MODEL_MODULES = (
     "anju.webhooks.models",
     "anju.consent.models",
     "anju.retention.models",
+    "anju.properties.models",
     "anju.officers.models",
     "anju.requests.models",
 )
