@@ -62,7 +62,10 @@ async def set_jurisdiction(
 
 @router.get("/officer/jurisdictions/{account_id}", response_model=JurisdictionOut)
 async def get_jurisdiction(
-    account_id: AccountIdPath, principal: CurrentPrincipal, platform: PlatformDep, session: DbSession
+    account_id: AccountIdPath,
+    principal: CurrentPrincipal,
+    platform: PlatformDep,
+    session: DbSession,
 ) -> JurisdictionOut:
     prefixes = await OfficerService(platform, session).jurisdiction(principal, account_id)
     return JurisdictionOut(account_id=account_id, region_prefixes=prefixes)

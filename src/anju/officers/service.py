@@ -10,7 +10,7 @@ answer carries the refusal and the endpoint raises it after the commit (docs/off
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,7 @@ from anju.people.validation.documents import parse_document_type
 from anju.platform import Platform
 from anju.privacy.inventory import Purpose
 from anju.unlocks.service import record_view
+
 
 @dataclass
 class Answer:
@@ -260,7 +261,7 @@ class OfficerService:
         criteria: dict[str, str],
         answer: Answer,
         refusal: AnjuError | None,
-        touched: dict[str, str | None] | None = None,
+        touched: Mapping[str, str | None] | None = None,
     ) -> Answer:
         """Insert the query record and its audit entries; attach the refusal, if any."""
         touched = touched or {}

@@ -76,7 +76,7 @@ async def list_requests(
     offset: Offset = 0,
 ) -> list[RequestOut]:
     """The organisation's requests, newest first, without their text."""
-    rows = await RequestService(platform, session).list(
+    rows = await RequestService(platform, session).requests(
         principal, request_status.value if request_status else None, limit=limit, offset=offset
     )
     return [RequestOut(**r) for r in rows]
@@ -104,9 +104,7 @@ async def change_status(
     return RequestOut(**out)
 
 
-@router.post(
-    "/staff-activities", response_model=ActivityOut, status_code=status.HTTP_201_CREATED
-)
+@router.post("/staff-activities", response_model=ActivityOut, status_code=status.HTTP_201_CREATED)
 async def record_activity(
     body: ActivityIn, principal: CurrentPrincipal, platform: PlatformDep, session: DbSession
 ) -> ActivityOut:

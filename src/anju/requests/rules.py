@@ -81,7 +81,9 @@ def check_body(text: str) -> str:
 
 def check_activity_window(started_at: datetime, ended_at: datetime | None) -> None:
     if started_at.tzinfo is None or (ended_at is not None and ended_at.tzinfo is None):
-        raise InvalidInput("时间须带时区 / times need a UTC offset", details={"field": "started_at"})
+        raise InvalidInput(
+            "时间须带时区 / times need a UTC offset", details={"field": "started_at"}
+        )
     if ended_at is not None and not started_at < ended_at <= started_at + MAX_ACTIVITY:
         raise InvalidInput(
             "结束须晚于开始且不超过 48 小时 / the end must follow the start, within 48 hours",

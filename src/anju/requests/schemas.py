@@ -7,7 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from anju.requests.rules import MAX_BODY_CHARS, MAX_DOORS, ActivityPurpose, RequestKind, RequestStatus
+from anju.requests.rules import (
+    MAX_BODY_CHARS,
+    MAX_DOORS,
+    ActivityPurpose,
+    RequestKind,
+    RequestStatus,
+)
 from anju.requests.service import NewRequest
 
 ID = Field(min_length=1, max_length=64)

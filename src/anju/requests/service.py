@@ -157,7 +157,7 @@ class RequestService:
             purpose=purpose, actor=actor, org_id=row.org_id,
         )  # fmt: skip
 
-    async def list(
+    async def requests(
         self, principal: Principal, status: str | None, *, limit: int, offset: int
     ) -> list[dict[str, Any]]:
         """The organisation's requests without their text (reading text is per request)."""

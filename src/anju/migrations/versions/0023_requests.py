@@ -1,14 +1,14 @@
 """Tenants' requests (text sealed under the person's key), their timeline, staff activities.
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0017"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
