@@ -20,14 +20,19 @@ from anju.platform import Platform
 from anju.unlocks.service import ms_to_datetime
 from tests.support.accounts import (
     Admin,
-    as_principal,
     login_token,
     make_admin,
-    make_member,
     make_member_with_role,
-    step_up,
 )
-from tests.support.housing import Housing, Registered, access_link, housing, register, unlocks
+from tests.support.housing import (
+    Housing,
+    Registered,
+    access_link,
+    housing,
+    member_with_id,
+    register,
+    unlocks,
+)
 from tests.support.http import api_client, bearer, code_of, signed_in
 from tests.support.people import people
 from tests.support.records import now_ms
@@ -54,14 +59,6 @@ class World:
     auditor: dict[str, str]
 
 
-async def officer_account(platform: Platform, clock: FixedClock, admin: Admin) -> tuple[str, str]:
-    token = await login_token(platform, admin.login)
-    account_id, member = await make_member(platform, clock, admin, token, "officer-1")
-    await step_up(platform, clock, admin, token)
-    await as_principal(platform, token, lambda s, p: s.grant_role(p, account_id, "officer"))
-    return account_id, member
-
-
 async def world(platform: Platform, clock: FixedClock, tmp_path: Path) -> World:
     a = await housing(platform, clock, tmp_path, login="sa-a", org="Hotel A", region="110105")
     b = await housing(platform, clock, tmp_path, login="sa-b", org="Hotel B", region="310104")
@@ -72,11 +69,11 @@ async def world(platform: Platform, clock: FixedClock, tmp_path: Path) -> World:
     await unlocks(a, platform, (t, guest_a.subject_id), (t + 60_000, "psn_someone_else_entirely"))
     await unlocks(b, platform, (t, guest_b.subject_id))
     police = await make_admin(platform, login="sa-police", org="Chaoyang Police")
-    officer_id, officer = await officer_account(platform, clock, police)
+    officer_id, officer = await member_with_id(platform, clock, police, "officer-1", "officer")
     police_token = await login_token(platform, police.login)
     auditor = await make_member_with_role(platform, clock, police, police_token, "aud", "auditor")
     return World(
-        a, b, guest_a, guest_b, guest.document_number, t, police, officer_id, bearer(officer),
+        a, b, guest_a, guest_b, guest.document_number, t, police, officer_id, officer,
         bearer(auditor),
     )  # fmt: skip
 

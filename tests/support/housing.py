@@ -14,6 +14,8 @@ from anju.people.service import Actor
 from anju.people.verification.base import StaffCheck
 from anju.platform import Platform
 from anju.properties.service import Address, PropertyService
+from tests.support.accounts import Admin, as_principal, login_token, make_member, step_up
+from tests.support.http import bearer
 from tests.support.records import Door, Feed, door, signed, unlock_rec
 
 
@@ -78,3 +80,14 @@ async def unlocks(h: Housing, platform: Platform, *at_ms_subject: tuple[int, str
         record = unlock_rec(h.door.lock, at_ms, subject=subject, cred=f"cred-{subject[-6:]}")
         await feed.send(h.lock_id, "access.unlock", signed(h.door.lock, record))
     await feed.stop()
+
+
+async def member_with_id(
+    platform: Platform, clock: FixedClock, admin: Admin, login: str, role: str
+) -> tuple[str, dict[str, str]]:
+    """A new account of ``admin``'s organisation holding ``role``: its id and bearer headers."""
+    token = await login_token(platform, admin.login)
+    account_id, member = await make_member(platform, clock, admin, token, login)
+    await step_up(platform, clock, admin, token)
+    await as_principal(platform, token, lambda s, p: s.grant_role(p, account_id, role))
+    return account_id, bearer(member)

@@ -16,6 +16,7 @@ from anju.cli import (
     firmware,
     gateway,
     keys,
+    officers,
     people,
     privacy,
     serve,
@@ -43,6 +44,7 @@ app.add_typer(access.app, name="access")
 app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
+app.add_typer(officers.app, name="officers")
 
 
 @app.command("version")
