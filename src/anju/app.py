@@ -45,6 +45,7 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.command_endpoints import router as device_commands_router
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
+    from anju.leases.endpoints import router as leases_router
     from anju.officers.endpoints import router as officers_router
     from anju.people.endpoints import router as people_router
     from anju.properties.endpoints import router as properties_router
@@ -67,6 +68,7 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(consent_router)
     app.include_router(retention_router)
     app.include_router(properties_router)
+    app.include_router(leases_router)
     app.include_router(officers_router)
     app.include_router(requests_router)
 

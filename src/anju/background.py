@@ -6,7 +6,8 @@ unlock records (and their raw ``access.unlock`` device events) older than
 sweep expires grants past their end (dropping their credentials from the locks) and queues again
 deliveries whose command ended without the lock's receipt. The policy retention sweep
 (:mod:`anju.retention`: biometric templates, capture log, consent records, subject data keys)
-runs every ``retention_sweep_seconds``.
+runs every ``retention_sweep_seconds``. The lease sweep (:mod:`anju.leases.tasks`) ends leases
+past their period and freezes tenants in arrears every five minutes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
+from anju.leases.tasks import sweep_leases
 from anju.platform import Platform
 from anju.retention.tasks import sweep_periodically
 from anju.unlocks.service import UnlockService
@@ -29,6 +31,8 @@ logger = logging.getLogger("anju.background")
 SWEEP_SECONDS = 3600.0
 #: Grants end on the hour or minute the operator chose: a minute late at most.
 ACCESS_SWEEP_SECONDS = 60.0
+#: Arrears are counted in days: five minutes late at most is plenty.
+LEASE_SWEEP_SECONDS = 300.0
 
 
 async def sweep_retention(platform: Platform) -> int:
@@ -68,6 +72,10 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
         asyncio.create_task(
             _every(ACCESS_SWEEP_SECONDS, lambda: sweep_access(platform), "access sweep", stop),
             name="anju-access-sweep",
+        ),
+        asyncio.create_task(
+            _every(LEASE_SWEEP_SECONDS, lambda: sweep_leases(platform), "lease sweep", stop),
+            name="anju-lease-sweep",
         ),
     ]
     try:

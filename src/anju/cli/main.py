@@ -16,9 +16,11 @@ from anju.cli import (
     firmware,
     gateway,
     keys,
+    leases,
     officers,
     people,
     privacy,
+    properties,
     serve,
     sim,
 )
@@ -44,6 +46,8 @@ app.add_typer(access.app, name="access")
 app.add_typer(people.app, name="people")
 app.add_typer(consent.app, name="consent")
 app.add_typer(consent.retention_app, name="retention")
+app.add_typer(properties.app, name="properties")
+app.add_typer(leases.app, name="leases")
 app.add_typer(officers.app, name="officers")
 
 

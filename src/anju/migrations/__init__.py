@@ -38,6 +38,7 @@ MODEL_MODULES = (
     "anju.consent.models",
     "anju.retention.models",
     "anju.properties.models",
+    "anju.leases.models",
     "anju.officers.models",
     "anju.requests.models",
 )

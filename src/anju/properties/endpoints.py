@@ -15,13 +15,12 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.access.guard import org_of, run_access
 from anju.accounts.deps import BearerToken
 from anju.accounts.principal import Principal
 from anju.accounts.roles import Cap
-from anju.accounts.service import AccountService
 from anju.api.deps import PlatformDep
 from anju.platform import Platform
+from anju.properties.guard import as_manager, as_reader
 from anju.properties.schemas import (
     BuildingOut,
     DoorGroupIn,
@@ -54,23 +53,21 @@ Work = Callable[[PropertyService, str, Principal], Awaitable[Any]]
 async def _read(platform: Platform, token: str, work: Work) -> Any:
     """``work`` as a reader (``properties.read`` or ``properties.manage``) of the caller's org."""
 
-    async def go(session: AsyncSession, principal: Principal) -> Any:
-        if not principal.has(Cap.PROPERTIES_MANAGE):
-            AccountService.require(principal, Cap.PROPERTIES_READ)
-        return await work(PropertyService(platform, session), org_of(principal), principal)
+    async def go(session: AsyncSession, org_id: str, principal: Principal) -> Any:
+        return await work(PropertyService(platform, session), org_id, principal)
 
-    return await run_access(platform, token, "properties.read", go)
+    return await as_reader(
+        platform, token, Cap.PROPERTIES_READ, Cap.PROPERTIES_MANAGE, "properties.read", go
+    )
 
 
 async def _change(platform: Platform, token: str, action: str, work: Work) -> Any:
     """``work`` as a manager with a recent second factor; a refusal is audited as ``action``."""
 
-    async def go(session: AsyncSession, principal: Principal) -> Any:
-        AccountService.require(principal, Cap.PROPERTIES_MANAGE)
-        AccountService(platform, session).require_second_factor(principal)
-        return await work(PropertyService(platform, session), org_of(principal), principal)
+    async def go(session: AsyncSession, org_id: str, principal: Principal) -> Any:
+        return await work(PropertyService(platform, session), org_id, principal)
 
-    return await run_access(platform, token, f"properties.{action}", go)
+    return await as_manager(platform, token, Cap.PROPERTIES_MANAGE, f"properties.{action}", go)
 
 
 # --- creating and listing, level by level ------------------------------------------------

@@ -337,9 +337,9 @@ class PropertyService:
         unit = await self._get(Unit, org_id, unit_id)
         return await self.repo.rooms(org_id, unit.id, limit=limit, offset=offset)
 
-    async def room(self, org_id: str, room_id: str) -> Room:
-        """The organisation's room (``room_not_found`` otherwise)."""
-        return await self._get(Room, org_id, room_id)
+    async def room(self, org_id: str, room_id: str, *, for_update: bool = False) -> Room:
+        """The organisation's room (``room_not_found`` otherwise); locked if asked."""
+        return await self._get(Room, org_id, room_id, for_update=for_update)
 
     async def rename_room(self, actor: str, org_id: str, room_id: str, number: str) -> Room:
         room = await self._get(Room, org_id, room_id, for_update=True)
