@@ -4,33 +4,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.cli.common import DataDirOption, run, settings_for
+from anju.cli.common import DataDirOption
+from anju.cli.common import in_transaction as _transaction
 from anju.officers.service import OfficerService
-from anju.platform import Platform, open_platform
-
-T = TypeVar("T")
 
 app = typer.Typer(help="执法人员辖区 / Officers' jurisdictions.", no_args_is_help=True)
 jurisdiction_app = typer.Typer(help="辖区 / Jurisdiction.", no_args_is_help=True)
 app.add_typer(jurisdiction_app, name="jurisdiction")
 
 AccountArg = Annotated[str, typer.Argument(help="The officer's account id.")]
-
-
-def _transaction(data_dir: Any, work: Callable[[Platform, AsyncSession], Awaitable[T]]) -> T:
-    settings = settings_for(data_dir)
-
-    async def go() -> T:
-        async with open_platform(settings) as platform, platform.db.transaction() as session:
-            return await work(platform, session)
-
-    return run(go())
 
 
 def _print(account_id: str, prefixes: list[str]) -> None:
