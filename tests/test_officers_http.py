@@ -31,6 +31,7 @@ from tests.support.housing import (
     housing,
     member_with_id,
     register,
+    room_with_lock,
     unlocks,
 )
 from tests.support.http import api_client, bearer, code_of, signed_in
@@ -223,6 +224,36 @@ async def test_lock_query_inside_answers_and_outside_is_refused_and_recorded(
     assert sorted(json.loads(rows[0].subject_ids)) == sorted(
         [w.guest_a.subject_id, "psn_someone_else_entirely"]
     )
+
+
+@pytest.mark.req("R14", "R11")
+async def test_room_query_covers_the_locks_bound_to_the_room(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    w = await world(platform, clock, tmp_path)
+    room_a = await room_with_lock(platform, w.a)
+    room_b = await room_with_lock(platform, w.b)
+    async with api_client(platform) as client:
+        await set_jurisdiction(client, clock, w, ["1101"])
+        by_room = {k: v for k, v in lock_query(w, w.a).items() if k != "device_id"}
+        r = await client.post(
+            "/api/v1/officer/queries/lock", json={**by_room, "room_id": room_a}, headers=w.officer
+        )
+        assert r.status_code == 200, r.text
+        assert {u["device_id"] for u in r.json()["unlocks"]} == {w.a.lock_id}
+        assert len(r.json()["unlocks"]) == 2
+        r = await client.post(
+            "/api/v1/officer/queries/lock", json={**by_room, "room_id": room_b}, headers=w.officer
+        )
+        assert (r.status_code, code_of(r)) == (403, "outside_jurisdiction")
+        for body in (by_room, {**lock_query(w, w.a), "room_id": room_a}):  # neither, both
+            r = await client.post("/api/v1/officer/queries/lock", json=body, headers=w.officer)
+            assert (r.status_code, code_of(r)) == (422, "invalid_input")
+    rows = await recorded(platform)
+    assert [(json.loads(q.criteria).get("room_id"), q.outcome) for q in rows] == [
+        (room_a, "answered"),
+        (room_b, "refused"),
+    ]
 
 
 @pytest.mark.req("R14", "L7")

@@ -25,6 +25,7 @@ class Housing:
 
     door: Door
     region: str
+    site_id: str
 
     @property
     def org_id(self) -> str:
@@ -41,11 +42,22 @@ async def housing(
     """A new organisation with a site in ``region`` and a lock bound to room 301."""
     d = await door(platform, clock, tmp_path, login=login, org=org, room="301")
     async with platform.db.transaction() as session:
-        await PropertyService(platform, session).create_site(
+        site = await PropertyService(platform, session).create_site(
             "test", d.org_id, kind="hotel", name=f"{org} 酒店", region_code=region,
             address=Address("北京市", "北京市", "朝阳区"),
         )  # fmt: skip
-    return Housing(d, region)
+    return Housing(d, region, site.id)
+
+
+async def room_with_lock(platform: Platform, h: Housing) -> str:
+    """Building 1, unit 1, room 301 of the site, with the organisation's lock bound to it."""
+    async with platform.db.transaction() as session:
+        service = PropertyService(platform, session)
+        building = await service.create_building("test", h.org_id, h.site_id, "1号楼")
+        unit = await service.create_unit("test", h.org_id, building.id, "1单元")
+        room = await service.create_room("test", h.org_id, unit.id, number="301", floor=3)
+        await service.bind_lock("test", h.org_id, room.id, h.lock_id)
+    return room.id
 
 
 @dataclass

@@ -25,7 +25,7 @@ from anju.officers.schemas import (
     OfficerQueryOut,
     PersonQueryIn,
 )
-from anju.officers.service import Answer, OfficerService, query_view
+from anju.officers.service import Answer, LockTarget, OfficerService, query_view
 
 router = APIRouter(prefix="/api/v1", tags=["officers"])
 AccountIdPath = Annotated[str, Path(min_length=1, max_length=36)]
@@ -84,11 +84,13 @@ async def query_person(body: PersonQueryIn, token: BearerToken, platform: Platfo
 
 @router.post("/officer/queries/lock", response_model=AnswerOut)
 async def query_lock(body: LockQueryIn, token: BearerToken, platform: PlatformDep) -> AnswerOut:
-    """按门锁查开锁记录 / Unlock records of a lock in a time window (jurisdiction only)."""
+    """按门锁或房间查开锁记录 / Unlock records of a lock or a room's locks in a time window
+    (jurisdiction only)."""
     basis = body.basis.checked()
+    target = LockTarget(body.device_id, body.room_id)
     async with authorised(platform, token, Cap.OFFICER_QUERY, "officers.query") as (s, p):
         answer = await OfficerService(platform, s).query_lock(
-            p, basis, body.device_id, body.since, body.until, unmask=body.unmask
+            p, basis, target, body.since, body.until, unmask=body.unmask
         )
     return _answer(answer)
 

@@ -13,6 +13,7 @@ from anju.access.models import AccessGrant
 from anju.devices.models import Device
 from anju.officers.models import OfficerJurisdiction, OfficerQuery
 from anju.people.models import Person
+from anju.properties.models import Room, RoomLock
 from anju.unlocks.models import UnlockRecord
 
 
@@ -56,6 +57,14 @@ class OfficersRepository:
     # --- what an answer is made of ---------------------------------------------------------
     async def device(self, device_id: str) -> Device | None:
         return await self.session.get(Device, device_id)
+
+    async def room_locks(self, room_id: str) -> tuple[str, list[str]] | None:
+        """The room's organisation and the locks bound to it now (None: no such room)."""
+        room = await self.session.get(Room, room_id)
+        if room is None:
+            return None
+        query = select(RoomLock.device_id).where(RoomLock.room_id == room.id)
+        return room.org_id, sorted((await self.session.execute(query)).scalars())
 
     async def people_by_document(
         self, document_index: bytes, org_ids: Collection[str], limit: int

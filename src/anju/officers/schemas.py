@@ -36,7 +36,8 @@ class LockQueryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     basis: BasisIn
-    device_id: str = Field(min_length=1, max_length=32)
+    device_id: str | None = Field(default=None, min_length=1, max_length=32)
+    room_id: str | None = Field(default=None, min_length=1, max_length=36)
     since: datetime
     until: datetime
     unmask: bool = False

@@ -49,6 +49,26 @@ from anju.privacy.inventory import Purpose
 from anju.unlocks.service import record_view
 
 
+@dataclass(frozen=True)
+class LockTarget:
+    """What a lock query names: one lock, or a room (every lock bound to it)."""
+
+    device_id: str | None = None
+    room_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.device_id is None) == (self.room_id is None):
+            raise InvalidInput(
+                "请给出门锁或房间之一 / give either a lock or a room",
+                details={"field": "device_id"},
+            )
+
+    def criteria(self) -> dict[str, str]:
+        if self.room_id is not None:
+            return {"room_id": self.room_id}
+        return {"device_id": self.device_id or ""}
+
+
 @dataclass
 class Answer:
     """What an officer query returns, or the refusal to raise once the record is committed."""
@@ -211,30 +231,42 @@ class OfficerService:
         self,
         principal: Principal,
         basis: LegalBasis,
-        device_id: str,
+        target: LockTarget,
         since: datetime,
         until: datetime,
         *,
         unmask: bool = False,
     ) -> Answer:
-        """Unlock records of one lock with lock time in [since, until); a lock outside the
-        jurisdiction (or no such lock) is refused the same way, and recorded."""
+        """Unlock records of one lock, or of the locks bound to one room, with lock time in
+        [since, until); outside the jurisdiction (or no such lock or room) is refused the same
+        way, and recorded."""
         AccountService.require(principal, Cap.OFFICER_QUERY)
         check_window(since, until)
-        criteria = {"device_id": device_id, "since": time_text(since), "until": time_text(until)}
+        criteria = {**target.criteria(), "since": time_text(since), "until": time_text(until)}
         answer = Answer(new_id().replace("-", ""), basis.type.value, unmask)
         try:
             check_unmask(basis, unmask)
         except UnmaskNotAllowed as refusal:
             return await self._record(principal, basis, "lock", criteria, answer, refusal)
-        device = await self.repo.device(device_id) if len(device_id) <= 32 else None
+        found = await self._locks(target)
         orgs = await self._orgs(principal)
-        if device is None or device.org_id is None or device.org_id not in orgs:
+        if found is None or found[0] not in orgs:
             return await self._record(principal, basis, "lock", criteria, answer, outside())
-        rows = await self.repo.unlocks_at([device.id], device.org_id, since, until, MAX_RESULTS)
+        org_id, device_ids = found
+        rows = await self.repo.unlocks_at(device_ids, org_id, since, until, MAX_RESULTS)
         answer.unlocks = [record_view(r, reveal_subject=unmask) for r in rows]
-        touched = {r.subject: device.org_id for r in rows if r.subject is not None}
+        touched = {r.subject: org_id for r in rows if r.subject is not None}
         return await self._record(principal, basis, "lock", criteria, answer, None, touched)
+
+    async def _locks(self, target: LockTarget) -> tuple[str, list[str]] | None:
+        """The organisation and lock ids a target names (None: no such lock or room)."""
+        if target.room_id is not None:
+            return await self.repo.room_locks(target.room_id) if len(target.room_id) <= 36 else None
+        device_id = target.device_id or ""
+        device = await self.repo.device(device_id) if 0 < len(device_id) <= 32 else None
+        if device is None or device.org_id is None:
+            return None
+        return device.org_id, [device.id]
 
     async def _person_view(
         self, principal: Principal, person: Person, unmask: bool
@@ -336,4 +368,4 @@ class OfficerService:
         return rows
 
 
-__all__ = ["BASES", "Answer", "OfficerService", "OutsideJurisdiction", "query_view"]
+__all__ = ["BASES", "Answer", "LockTarget", "OfficerService", "OutsideJurisdiction", "query_view"]
