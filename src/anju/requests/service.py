@@ -108,7 +108,7 @@ class RequestService:
     # --- creating --------------------------------------------------------------------------
     async def create(self, actor: str, person: Person, new: NewRequest) -> TenantRequest:
         """A new open request of ``person`` (the person themself or a staff member)."""
-        if person.org_id is None or person.status != "active":
+        if person.org_id is None:  # callers pass active people (link or active_person)
             raise InvalidInput("此人不属于任何机构 / the person belongs to no organisation")
         text = check_body(new.text)
         now = self.clock.now()
@@ -142,7 +142,9 @@ class RequestService:
         )
         return row
 
-    async def create_for(self, principal: Principal, person_id: str, new: NewRequest) -> Any:
+    async def create_for(
+        self, principal: Principal, person_id: str, new: NewRequest
+    ) -> TenantRequest:
         """Staff record a request on the person's behalf (``requests.manage``)."""
         AccountService.require(principal, Cap.REQUESTS_MANAGE)
         person = await PeopleService(self.platform, self.session).active_person(
