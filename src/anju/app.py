@@ -48,9 +48,11 @@ def include_domain_routers(app: FastAPI) -> None:
     from anju.devices.endpoints import router as devices_router
     from anju.firmware.endpoints import router as firmware_router
     from anju.leases.endpoints import router as leases_router
+    from anju.officers.endpoints import router as officers_router
     from anju.people.endpoints import router as people_router
     from anju.properties.endpoints import router as properties_router
     from anju.reporting.endpoints import router as reporting_router
+    from anju.requests.endpoints import router as requests_router
     from anju.retention.endpoints import router as retention_router
     from anju.stays.endpoints import router as stays_router
     from anju.unlocks.endpoints import router as unlocks_router
@@ -73,6 +75,8 @@ def include_domain_routers(app: FastAPI) -> None:
     app.include_router(stays_router)
     app.include_router(reporting_router)
     app.include_router(leases_router)
+    app.include_router(officers_router)
+    app.include_router(requests_router)
 
 
 def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> FastAPI:

@@ -56,6 +56,7 @@ class Cap(StrEnum):
     CONSENT_RECORD = "consent.record"  # record consent events, read them, issue receipts
     RETENTION_MANAGE = "retention.manage"  # anchors, account closure, run the sweep
     REPORTS_READ = "reports.read"  # regulator report outbox and delivery log (no PI)
+    REQUESTS_MANAGE = "requests.manage"  # tenants' requests (text: audited), staff activity
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
+            Cap.REQUESTS_MANAGE,
         ),
         _info(
             Role.PROPERTY_MANAGER,
@@ -141,6 +143,7 @@ ROLES: dict[Role, RoleInfo] = {
             Cap.BIOMETRICS_ENROL,
             Cap.PEOPLE_REGISTER,
             Cap.CONSENT_RECORD,
+            Cap.REQUESTS_MANAGE,
         ),
         _info(
             Role.LANDLORD,
@@ -169,6 +172,7 @@ PI_CAPABILITIES: frozenset[Cap] = frozenset(
         Cap.PEOPLE_REGISTER,
         Cap.CONSENT_RECORD,
         Cap.RETENTION_MANAGE,
+        Cap.REQUESTS_MANAGE,
     }
 )
 

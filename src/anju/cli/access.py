@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -37,11 +37,11 @@ from anju.access.schemas import (
     offline_out,
 )
 from anju.cli.common import DataDirOption, fail, run, settings_for
+from anju.cli.common import in_transaction as _transaction
 from anju.errors import AnjuError
 from anju.platform import Platform, open_platform
 from anju.protocol.access import Schedule, encode_signer
 
-T = TypeVar("T")
 ACTOR = "cli"
 
 app = typer.Typer(
@@ -61,17 +61,6 @@ TimeOption = Annotated[
     datetime | None,
     typer.Option(help="ISO time with a UTC offset, e.g. 2026-12-01T12:00:00+08:00."),
 ]
-
-
-def _transaction(data_dir: Any, work: Callable[[Platform, AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction on the platform the data directory configures."""
-    settings = settings_for(data_dir)
-
-    async def go() -> T:
-        async with open_platform(settings) as platform, platform.db.transaction() as session:
-            return await work(platform, session)
-
-    return run(go())
 
 
 def _print(value: Any) -> None:

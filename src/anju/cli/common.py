@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.errors import AnjuError
+from anju.platform import Platform, open_platform
 from anju.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -46,6 +48,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except AnjuError as exc:
         fail(f"{exc.message} [{exc.code}]")
+
+
+def in_transaction(
+    data_dir: Path | None, work: Callable[[Platform, AsyncSession], Awaitable[T]]
+) -> T:
+    """Run ``work`` in one transaction on the platform the data directory configures."""
+    settings = settings_for(data_dir)
+
+    async def go() -> T:
+        async with open_platform(settings) as platform, platform.db.transaction() as session:
+            return await work(platform, session)
+
+    return run(go())
 
 
 def run_sync(fn: Callable[[], Awaitable[T]]) -> T:

@@ -18,6 +18,7 @@ from anju.cli import (
     journey,
     keys,
     leases,
+    officers,
     people,
     privacy,
     properties,
@@ -53,6 +54,7 @@ app.add_typer(properties.app, name="properties")
 app.add_typer(stays.app, name="stays")
 app.add_typer(reporting.app, name="reporting")
 app.add_typer(leases.app, name="leases")
+app.add_typer(officers.app, name="officers")
 
 
 @app.command("version")

@@ -24,6 +24,10 @@ NON_CONSENT_BASES: dict[Purpose, tuple[str, str]] = {
     ),
     Purpose.LAWFUL_REQUEST: ("依法调取（法定职责）", "lawful request by an authority"),
     Purpose.SUBJECT_ACCESS: ("本人行使查阅权", "the person's own access request (PIPL art. 45)"),
+    Purpose.SERVICE_REQUEST: (
+        "履行合同（处理本人提出的报修与反馈）",
+        "performing the contract: the person's own repair request or feedback (PIPL art. 13)",
+    ),
 }
 
 

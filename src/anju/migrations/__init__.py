@@ -41,6 +41,8 @@ MODEL_MODULES = (
     "anju.stays.models",
     "anju.reporting.models",
     "anju.leases.models",
+    "anju.officers.models",
+    "anju.requests.models",
 )
 
 

@@ -34,6 +34,8 @@ LINK_PREFIX = "anjup_"
 LINK_TTL = timedelta(minutes=30)
 MAX_LINK_TTL = timedelta(hours=24)
 MAX_TRAIL = 1000
+#: The trail entry an officer query leaves on each person it touched (anju.officers).
+OFFICER_QUERY_ACTION = "officers.query_subject"
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class SubjectRights:
             target=f"subject:{person.subject_id}",
             details={"person_id": person.id, "purpose": Purpose.SUBJECT_ACCESS.value},
         )
+        trail = await self.trail(person, limit=None)
         return {
             "format": "anju-subject-export/1",
             "exported_at": time_text(self._platform.clock.now()),
@@ -141,7 +144,8 @@ class SubjectRights:
                 VERIFICATION_SIGNER
             ).public_key.to_pem(),
             "verification_signer_id": SIGNER_ID.decode(),
-            "access_trail": await self.trail(person, limit=None),
+            "access_trail": trail,
+            "officer_queries": [e for e in trail if e["action"] == OFFICER_QUERY_ACTION],
         }
 
     async def trail(self, person: Person, limit: int | None = MAX_TRAIL) -> list[dict[str, Any]]:
@@ -160,6 +164,8 @@ class SubjectRights:
                     "outcome": row.outcome,
                     "purpose": details.get("purpose"),
                     "field": details.get("field"),
+                    # officer queries: the legal basis type (never the case number or reason)
+                    "basis": details.get("basis"),
                 }
             )
         return out

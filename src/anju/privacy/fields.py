@@ -189,5 +189,19 @@ INVENTORY = Inventory(
             description_zh="网证凭据（CTID 认证凭据），仅用于实名核验。",
             description_en="CTID credential, used only for identity verification.",
         ),
+        PIField(
+            name="tenant_request.body",
+            table="tenant_requests",
+            column="body",
+            category=Category.FREE_TEXT,
+            sensitivity=Sensitivity.GENERAL,
+            purposes=frozenset({P.SERVICE_REQUEST, P.LAWFUL_REQUEST, P.SUBJECT_ACCESS}),
+            retention=_AFTER_ACCOUNT_CLOSED_30,
+            masking="hidden",
+            blind_index=None,
+            description_zh="住户报修或反馈的文字（可能含个人信息，按该住户的密钥加密）。",
+            description_en="Text of a tenant's repair request or feedback (may hold personal "
+            "information; sealed under that person's key).",
+        ),
     ]
 )

@@ -30,6 +30,7 @@ class Category(StrEnum):
     BIOMETRIC_TEMPLATE = "biometric_template"
     NETWORK_IDENTIFIER = "network_identifier"
     CTID_CREDENTIAL = "ctid_credential"
+    FREE_TEXT = "free_text"
 
 
 CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
@@ -41,6 +42,7 @@ CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
     Category.BIOMETRIC_TEMPLATE: ("生物特征模板", "biometric template"),
     Category.NETWORK_IDENTIFIER: ("网络身份标识", "network identifier"),
     Category.CTID_CREDENTIAL: ("网证凭据(CTID)", "CTID credential"),
+    Category.FREE_TEXT: ("自由文本（可能含个人信息）", "free text (may hold personal information)"),
 }
 
 
@@ -66,6 +68,7 @@ class Purpose(StrEnum):
     GUEST_CONTACT = "guest_contact"
     LAWFUL_REQUEST = "lawful_request"
     SUBJECT_ACCESS = "subject_access"
+    SERVICE_REQUEST = "service_request"
 
 
 PURPOSE_LABELS = {
@@ -75,6 +78,7 @@ PURPOSE_LABELS = {
     Purpose.GUEST_CONTACT: ("联系住客", "contacting the guest / tenant"),
     Purpose.LAWFUL_REQUEST: ("依法调取", "lawful request by an authority"),
     Purpose.SUBJECT_ACCESS: ("本人查阅", "access by the data subject"),
+    Purpose.SERVICE_REQUEST: ("处理报修与反馈", "handling the person's repair request or feedback"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Tenants' repair requests and feedback, and staff activity records (R13, R14)."""
