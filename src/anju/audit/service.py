@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.audit import repository
+from anju.audit import head, repository
 from anju.audit.encoding import DetailValue, canonical_json, entry_leaf_hash
 from anju.audit.models import AuditCheckpoint, AuditEntry
 from anju.audit.verify import (
@@ -127,10 +127,12 @@ class AuditLog:
         """Append entries in one go; return the leaf index range ``[first, end)``."""
         details = [validate(e) for e in entries]
         await repository.lock_tree(session)
-        size = await repository.tree_size(session)
+        size, last_leaf, signed = await repository.head(session)
         if not entries:
             return size, size
-        frontier = await repository.load_frontier(session, size)
+        frontier = head.cached_frontier(session, size, last_leaf)
+        if frontier is None:
+            frontier = await repository.load_frontier(session, size)
         now = self._clock.now()
         rows: list[dict[str, Any]] = []
         nodes: list[merkle.Node] = []
@@ -161,9 +163,9 @@ class AuditLog:
             nodes.extend(frontier.append(h))
         await repository.insert_entries(session, rows)
         await repository.insert_nodes(session, nodes)
-        signed = await repository.signed_size(session)
         if frontier.size - signed >= self._settings.audit_checkpoint_every:
             await self._sign(session, frontier)
+        head.remember_after_commit(session, frontier, rows[-1]["leaf_hash"])
         return size, frontier.size
 
     async def checkpoint(self, session: AsyncSession) -> SignedCheckpoint:
