@@ -78,11 +78,26 @@ class AccountsRepository:
         return result.first()
 
     # --- sessions --------------------------------------------------------------------------
-    async def session_by_token_hash(self, token_hash: bytes) -> LoginSession | None:
-        result = await self.session.scalars(
-            select(LoginSession).where(LoginSession.token_hash == token_hash)
+    async def session_for_request(
+        self, token_hash: bytes
+    ) -> tuple[LoginSession, Account, Organisation | None, list[str]] | None:
+        """A request's authentication in one statement: the session with ``token_hash``, its
+        account, the account's organisation (None for platform level) and the account's roles
+        (sorted); None when no session has that hash."""
+        query = (
+            select(LoginSession, Account, Organisation, RoleAssignment.role)
+            .join(Account, Account.id == LoginSession.account_id)
+            .outerjoin(Organisation, Organisation.id == Account.org_id)
+            .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
+            .where(LoginSession.token_hash == token_hash)
+            .order_by(LoginSession.id, RoleAssignment.role)
         )
-        return result.first()
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return None
+        first = rows[0]
+        roles = [row[3] for row in rows if row[0] is first[0] and row[3] is not None]
+        return first[0], first[1], first[2], roles
 
     async def revoke_sessions(
         self, account_id: str, now: datetime, *, except_id: str | None = None

@@ -27,7 +27,7 @@ from anju.accounts.principal import Principal
 from anju.accounts.repository import AccountsRepository
 from anju.accounts.roles import Cap
 from anju.accounts.service import AccountService
-from anju.audit import AuditLog
+from anju.audit import AuditLog, NewEntry
 from anju.db import run_with_failure_effects
 from anju.devices.lifecycle import (
     HANDSHAKE_STATUSES,
@@ -207,13 +207,9 @@ class DeviceService:
     async def _audit(
         self, device: Device, *, action: str, actor: str, details: Details | None = None
     ) -> None:
-        await self.audit.record(
+        await self.audit.record_at_commit(
             self.session,
-            action=action,
-            actor=actor,
-            org_id=device.org_id,
-            target=f"device:{device.id}",
-            details=details,
+            [NewEntry(action, actor, device.org_id, f"device:{device.id}", details=details)],
         )
 
     async def _change(

@@ -152,7 +152,7 @@ class CommandDispatcher:
         async with self.platform.db.transaction() as session:
             svc = CommandService(self.platform, session)
             due = await svc.deliverable(device_id, new_session=new_session)
-            await svc.mark_sent([c.id for c in due])
+            await svc.mark_due_sent(due)
             messages = [command_message(c) for c in due]
         sent = 0
         for message in messages:
