@@ -199,7 +199,7 @@ class SignInService(ServiceBase):
             raise PasswordChangeRequired(
                 "请先修改临时密码 / change the temporary password first (POST /api/v1/me/password)"
             )
-        row.last_seen_at = now
+        self.repo.touch_session_at_commit(row, now)
         roles = frozenset(Role(r) for r in role_names)
         return Principal(
             kind="account",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
@@ -190,9 +191,11 @@ class DeviceService:
         outcome: str = "success",
         details: Details | None = None,
     ) -> None:
-        """Keep an operation record of ``device`` (R11), owned by its current organisation."""
-        self.session.add(
-            DeviceOperation(
+        """Keep an operation record of ``device`` (R11), owned by its current organisation.
+
+        A plain INSERT (no ORM object: nothing reads it back in the transaction)."""
+        await self.session.execute(
+            insert(DeviceOperation).values(
                 device_id=device.id,
                 org_id=device.org_id,
                 at=self.clock.now(),
@@ -202,7 +205,6 @@ class DeviceService:
                 details=_dump(details or {}),
             )
         )
-        await self.session.flush()
 
     async def _audit(
         self, device: Device, *, action: str, actor: str, details: Details | None = None
