@@ -206,6 +206,16 @@ class CommandService:
         )
         return list(rows)
 
+    async def with_work(self, device_ids: Sequence[str]) -> set[str]:
+        """Of ``device_ids``, the devices for which :meth:`deliverable` (on a continuing
+        session) has something to send or to close now."""
+        now = self.clock.now()
+        found: set[str] = set()
+        for start in range(0, len(device_ids), 500):
+            chunk = device_ids[start : start + 500]
+            found |= await self.repo.with_work(chunk, now, now - self.retry_interval)
+        return found
+
     async def mark_sent(self, command_ids: list[str]) -> None:
         """Record that these commands are about to be published: attempts += 1, sent_at = now.
 
