@@ -631,3 +631,43 @@ async def test_argument_values_never_reach_the_audit_log_or_operation_records(
     assert audit
     assert ops
     assert not [text for text in (*audit, *ops) if secret in text or "yyyy" in text]
+
+
+@pytest.mark.req("R11", "L15")
+async def test_a_full_delivery_pass_visits_only_devices_with_something_to_do_now(
+    platform: Platform, clock: FixedClock, tmp_path: Path
+) -> None:
+    w = await world(platform, clock, tmp_path)
+    d0, d1 = w.devices[0].device_id, w.devices[1].device_id
+
+    async def with_work() -> set[str]:
+        return await in_tx(platform, lambda s: s.with_work([d0, d1]))
+
+    async def send(device_id: str) -> list[str]:
+        async def work(s: CommandService) -> list[str]:
+            due = await s.deliverable(device_id)
+            await s.mark_due_sent(due)
+            return [c.id for c in due]
+
+        return await in_tx(platform, work)
+
+    assert await with_work() == set()
+    first = await enqueue(platform, w, 0, ttl_seconds=60)
+    assert await with_work() == {d0}  # queued
+    assert await send(d0) == [first.id]
+    sent = await row(platform, first.id)
+    assert (sent.status, sent.attempts) == (CommandStatus.SENT, 1)
+    assert await with_work() == set()  # waiting for its ack: nothing to do yet
+    clock.advance(seconds=RETRY_INTERVAL_SECONDS)
+    assert await with_work() == {d0}  # due again
+    assert await send(d0) == [first.id]
+    assert (await row(platform, first.id)).attempts == 2
+    await in_tx(platform, lambda s: s.record_ack(d0, first.id, True, None))
+    short = await enqueue(platform, w, 1, ttl_seconds=5)
+    assert await send(d1) == [short.id]
+    assert await with_work() == set()
+    clock.advance(seconds=5)
+    assert await with_work() == {d1}  # past its TTL: to be closed
+    assert await send(d1) == []
+    assert (await row(platform, short.id)).status == CommandStatus.EXPIRED
+    assert await with_work() == set()

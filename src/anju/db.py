@@ -121,12 +121,43 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session committed on success and rolled back on any exception (a boundary)."""
+        """A session committed on success and rolled back on any exception (a boundary).
+
+        Work registered with :func:`before_commit` runs in the transaction just before the
+        commit (an error there rolls everything back)."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+            await run_before_commit(session)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_BEFORE_COMMIT = "anju.db.before_commit"  # Session.info key: {name: work}
+
+
+def before_commit(
+    session: AsyncSession, name: str, work: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run ``work`` once in ``session``'s transaction right before :meth:`Database.transaction`
+    commits it (registering the same ``name`` again in the transaction is a no-op). What it
+    writes commits or rolls back with the rest."""
+    pending: dict[str, Callable[[AsyncSession], Awaitable[None]]] = session.info.setdefault(
+        _BEFORE_COMMIT, {}
+    )
+    pending.setdefault(name, work)
+
+
+async def run_before_commit(session: AsyncSession) -> None:
+    """Run (and forget) the work registered with :func:`before_commit`, in order; work it
+    registers meanwhile runs too."""
+    pending: dict[str, Callable[[AsyncSession], Awaitable[None]]] | None = session.info.get(
+        _BEFORE_COMMIT
+    )
+    while pending:
+        name = next(iter(pending))
+        work = pending.pop(name)
+        await work(session)
 
 
 S = TypeVar("S")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.access.repository import AccessRepository
-from anju.audit import AuditLog
+from anju.audit import AuditLog, NewEntry
 from anju.devices.commands import CommandService
 from anju.platform import Platform
 
@@ -37,13 +37,8 @@ class AccessContext:
         details: Details,
         outcome: str = "success",
     ) -> None:
-        """One audit entry (details never carry a secret or PI)."""
-        await self.audit.record(
-            self.session,
-            action=action,
-            actor=actor,
-            org_id=org_id,
-            target=target,
-            outcome=outcome,
-            details=details,
+        """One audit entry (details never carry a secret or PI), appended with the
+        transaction's others just before it commits."""
+        await self.audit.record_at_commit(
+            self.session, [NewEntry(action, actor, org_id, target, outcome, details)]
         )

@@ -8,8 +8,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from anju.accounts.models import Account, ApiKey, LoginSession, Organisation, RoleAssignment
+from anju.db import before_commit
 
 
 def _same_org(column: InstrumentedAttribute[str | None], org_id: str | None) -> ColumnElement[bool]:
@@ -78,11 +80,43 @@ class AccountsRepository:
         return result.first()
 
     # --- sessions --------------------------------------------------------------------------
-    async def session_by_token_hash(self, token_hash: bytes) -> LoginSession | None:
-        result = await self.session.scalars(
-            select(LoginSession).where(LoginSession.token_hash == token_hash)
+    async def session_for_request(
+        self, token_hash: bytes
+    ) -> tuple[LoginSession, Account, Organisation | None, list[str]] | None:
+        """A request's authentication in one statement: the session with ``token_hash``, its
+        account, the account's organisation (None for platform level) and the account's roles
+        (sorted); None when no session has that hash."""
+        query = (
+            select(LoginSession, Account, Organisation, RoleAssignment.role)
+            .join(Account, Account.id == LoginSession.account_id)
+            .outerjoin(Organisation, Organisation.id == Account.org_id)
+            .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
+            .where(LoginSession.token_hash == token_hash)
+            .order_by(LoginSession.id, RoleAssignment.role)
         )
-        return result.first()
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return None
+        first = rows[0]
+        roles = [row[3] for row in rows if row[0] is first[0] and row[3] is not None]
+        return first[0], first[1], first[2], roles
+
+    def touch_session_at_commit(self, row: LoginSession, now: datetime) -> None:
+        """``last_seen_at = now`` with one plain UPDATE right before the commit (as the flush
+        of a changed row would, but without the unit of work; the row stays clean). At the
+        end, not now: concurrent requests of one session do not queue on its row lock."""
+        session_id = row.id
+        set_committed_value(row, "last_seen_at", now)
+
+        async def touch(session: AsyncSession) -> None:
+            await session.execute(
+                update(LoginSession)
+                .where(LoginSession.id == session_id)
+                .values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+        before_commit(self.session, f"anju.accounts.touch.{session_id}", touch)
 
     async def revoke_sessions(
         self, account_id: str, now: datetime, *, except_id: str | None = None

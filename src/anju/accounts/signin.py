@@ -181,27 +181,26 @@ class SignInService(ServiceBase):
         if token.startswith(API_KEY_PREFIX):
             return await self._authenticate_api_key(token)
         now = self.clock.now()
-        row = await self.repo.session_by_token_hash(token_hash(token))
-        if row is None or not hmac.compare_digest(row.token_hash, token_hash(token)):
+        presented = token_hash(token)
+        # One statement: the session, its account, the organisation and the roles.
+        found = await self.repo.session_for_request(presented)
+        if found is None or not hmac.compare_digest(found[0].token_hash, presented):
             raise Unauthenticated("无效的凭据 / invalid credentials")
+        row, account, org, role_names = found
         if row.revoked_at is not None:
             raise Unauthenticated("会话已注销 / the session was signed out")
         idle_deadline = row.last_seen_at + timedelta(seconds=row.idle_seconds)
         if now >= row.expires_at or now >= idle_deadline:
             raise Unauthenticated("会话已过期，请重新登录 / the session expired; sign in again")
-        account = await self.repo.account(row.account_id)
-        if (
-            account is None
-            or account.status != "active"
-            or not await self._org_active(account.org_id)
-        ):
+        org_active = account.org_id is None or (org is not None and org.disabled_at is None)
+        if account.status != "active" or not org_active:
             raise Unauthenticated("账号不可用 / the account is not active")
         if account.must_change_password and not allow_password_change:
             raise PasswordChangeRequired(
                 "请先修改临时密码 / change the temporary password first (POST /api/v1/me/password)"
             )
-        row.last_seen_at = now
-        roles = frozenset(Role(r) for r in await self.repo.roles_of(account.id))
+        self.repo.touch_session_at_commit(row, now)
+        roles = frozenset(Role(r) for r in role_names)
         return Principal(
             kind="account",
             id=account.id,

@@ -33,6 +33,22 @@ async def tree_size(session: AsyncSession) -> int:
     return 0 if value is None else int(value) + 1
 
 
+async def head(session: AsyncSession) -> tuple[int, bytes | None, int]:
+    """In one statement: the number of entries, the hash of the last one (None when empty)
+    and the tree size of the latest checkpoint (0 when none)."""
+    signed = select(func.max(AuditCheckpoint.tree_size)).scalar_subquery()
+    row = (
+        await session.execute(
+            select(AuditEntry.leaf_index, AuditEntry.leaf_hash, signed)
+            .order_by(AuditEntry.leaf_index.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return 0, None, await signed_size(session)
+    return int(row[0]) + 1, bytes(row[1]), 0 if row[2] is None else int(row[2])
+
+
 async def perfect_hashes(
     session: AsyncSession, positions: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:

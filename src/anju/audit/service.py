@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from anju.audit import repository
+from anju.audit import head, repository
 from anju.audit.encoding import DetailValue, canonical_json, entry_leaf_hash
 from anju.audit.models import AuditCheckpoint, AuditEntry
 from anju.audit.verify import (
@@ -25,6 +27,7 @@ from anju.audit.verify import (
     inclusion_proof,
     verify_log,
 )
+from anju.db import before_commit
 from anju.errors import InvalidInput
 from anju.kit import merkle
 from anju.kit.checkpoint import Checkpoint, sign_checkpoint
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 OUTCOMES = ("success", "failure", "denied")
 AUDIT_SIGNER = "audit"
 _ACTION = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)*$")
+_DEFERRED = "anju.audit.deferred"  # Session.info key: entries to append before the commit
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ def validate(entry: NewEntry) -> str:
     return canonical_json({key: redact_value(value) for key, value in entry.details.items()})
 
 
+def _refuse_unappended(session: Session) -> None:
+    if session.info.get(_DEFERRED):
+        raise RuntimeError("audit entries are waiting: commit through Database.transaction")
+
+
 class AuditLog:
     """Append-only, tamper-evident audit log of one platform."""
 
@@ -121,16 +130,46 @@ class AuditLog:
         first, _ = await self.record_many(session, [entry])
         return first
 
+    async def record_at_commit(self, session: AsyncSession, entries: Sequence[NewEntry]) -> None:
+        """Append ``entries`` in the caller's transaction, together with every other entry
+        recorded this way in it, as one batch right before the commit (one tree update, and
+        the tree lock held only from there to the commit). They are checked now; they commit
+        or roll back with the transaction, exactly like :meth:`record`. Inside a savepoint
+        they are appended at once (a savepoint may roll back alone). A commit that bypasses
+        :meth:`anju.db.Database.transaction` with entries still waiting is refused."""
+        for entry in entries:
+            validate(entry)
+        if session.in_nested_transaction():
+            await self.record_many(session, entries)
+            return
+        waiting: list[NewEntry] | None = session.info.get(_DEFERRED)
+        if waiting is None:
+            waiting = session.info[_DEFERRED] = []
+            event.listen(session.sync_session, "before_commit", _refuse_unappended)
+            before_commit(session, _DEFERRED, self.append_deferred)
+        waiting.extend(entries)
+
+    async def append_deferred(self, session: AsyncSession) -> None:
+        """Append the entries :meth:`record_at_commit` is holding for this transaction now
+        (before reading the log in the same transaction; the commit does it otherwise)."""
+        waiting: list[NewEntry] | None = session.info.get(_DEFERRED)
+        if waiting:
+            entries = list(waiting)
+            waiting.clear()
+            await self.record_many(session, entries)
+
     async def record_many(
         self, session: AsyncSession, entries: Sequence[NewEntry]
     ) -> tuple[int, int]:
         """Append entries in one go; return the leaf index range ``[first, end)``."""
         details = [validate(e) for e in entries]
         await repository.lock_tree(session)
-        size = await repository.tree_size(session)
+        size, last_leaf, signed = await repository.head(session)
         if not entries:
             return size, size
-        frontier = await repository.load_frontier(session, size)
+        frontier = head.cached_frontier(session, size, last_leaf)
+        if frontier is None:
+            frontier = await repository.load_frontier(session, size)
         now = self._clock.now()
         rows: list[dict[str, Any]] = []
         nodes: list[merkle.Node] = []
@@ -161,13 +200,14 @@ class AuditLog:
             nodes.extend(frontier.append(h))
         await repository.insert_entries(session, rows)
         await repository.insert_nodes(session, nodes)
-        signed = await repository.signed_size(session)
         if frontier.size - signed >= self._settings.audit_checkpoint_every:
             await self._sign(session, frontier)
+        head.remember_after_commit(session, frontier, rows[-1]["leaf_hash"])
         return size, frontier.size
 
     async def checkpoint(self, session: AsyncSession) -> SignedCheckpoint:
         """Sign a checkpoint of the current tree unless the latest one already covers it."""
+        await self.append_deferred(session)
         await repository.lock_tree(session)
         size = await repository.tree_size(session)
         latest = await repository.latest_checkpoint(session)
@@ -178,6 +218,7 @@ class AuditLog:
 
     async def checkpoint_if_due(self, session: AsyncSession) -> SignedCheckpoint | None:
         """Sign when entries have waited ``audit_checkpoint_seconds`` unsigned; else None."""
+        await self.append_deferred(session)
         await repository.lock_tree(session)
         size = await repository.tree_size(session)
         latest = await repository.latest_checkpoint(session)
@@ -199,6 +240,7 @@ class AuditLog:
 
     async def latest_checkpoint(self, session: AsyncSession) -> SignedCheckpoint | None:
         """The most recent signed checkpoint, if any."""
+        await self.append_deferred(session)
         row = await repository.latest_checkpoint(session)
         return None if row is None else SignedCheckpoint.of(row)
 
@@ -206,6 +248,7 @@ class AuditLog:
         self, session: AsyncSession, public_key: SM2PublicKey | None = None
     ) -> VerifyReport:
         """Check the whole log (with this platform's public key unless another is given)."""
+        await self.append_deferred(session)
         key = public_key or self.public_key()
         return await verify_log(session, origin=self.origin, public_key=key)
 
@@ -213,6 +256,7 @@ class AuditLog:
         self, session: AsyncSession, index: int, size: int | None = None
     ) -> InclusionProof:
         """Proof that entry ``index`` is in the tree of ``size`` (default: latest checkpoint)."""
+        await self.append_deferred(session)
         if size is None:
             latest = await repository.latest_checkpoint(session)
             size = int(latest.tree_size) if latest is not None and latest.tree_size > index else 0
@@ -224,12 +268,14 @@ class AuditLog:
         self, session: AsyncSession, old_size: int, new_size: int
     ) -> ConsistencyProof:
         """Proof that the tree of ``new_size`` extends the tree of ``old_size``."""
+        await self.append_deferred(session)
         return await consistency_proof(session, old_size, new_size)
 
     async def tail(
         self, session: AsyncSession, count: int, org_id: str | None = None
     ) -> list[AuditEntry]:
         """The newest ``count`` entries, newest first."""
+        await self.append_deferred(session)
         return await repository.tail(session, count, org_id)
 
     async def _sign(self, session: AsyncSession, frontier: merkle.Frontier) -> SignedCheckpoint:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.accounts.principal import Principal
 from anju.accounts.repository import AccountsRepository
 from anju.accounts.roles import Cap
 from anju.accounts.service import AccountService
-from anju.audit import AuditLog
+from anju.audit import AuditLog, NewEntry
 from anju.db import run_with_failure_effects
 from anju.devices.lifecycle import (
     HANDSHAKE_STATUSES,
@@ -190,9 +191,11 @@ class DeviceService:
         outcome: str = "success",
         details: Details | None = None,
     ) -> None:
-        """Keep an operation record of ``device`` (R11), owned by its current organisation."""
-        self.session.add(
-            DeviceOperation(
+        """Keep an operation record of ``device`` (R11), owned by its current organisation.
+
+        A plain INSERT (no ORM object: nothing reads it back in the transaction)."""
+        await self.session.execute(
+            insert(DeviceOperation).values(
                 device_id=device.id,
                 org_id=device.org_id,
                 at=self.clock.now(),
@@ -202,18 +205,13 @@ class DeviceService:
                 details=_dump(details or {}),
             )
         )
-        await self.session.flush()
 
     async def _audit(
         self, device: Device, *, action: str, actor: str, details: Details | None = None
     ) -> None:
-        await self.audit.record(
+        await self.audit.record_at_commit(
             self.session,
-            action=action,
-            actor=actor,
-            org_id=device.org_id,
-            target=f"device:{device.id}",
-            details=details,
+            [NewEntry(action, actor, device.org_id, f"device:{device.id}", details=details)],
         )
 
     async def _change(

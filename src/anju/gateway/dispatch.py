@@ -110,7 +110,8 @@ class CommandDispatcher:
             self._full_due = False
             self._last_full = now
             self.full_passes += 1
-            candidates = await self._with_pending(held)
+            # Devices with something to send or close now: not those only waiting for acks.
+            candidates = await self._with_work(held) | await self._with_pending(fresh)
         else:
             # One query for every fresh session: most devices connect with nothing waiting.
             candidates = await self._with_pending(fresh) | hinted
@@ -126,6 +127,12 @@ class CommandDispatcher:
         self._last_expire = now
         async with self.platform.db.transaction() as session:
             await CommandService(self.platform, session).expire_due()
+
+    async def _with_work(self, device_ids: set[str]) -> set[str]:
+        if not device_ids:
+            return set()
+        async with self.platform.db.transaction() as session:
+            return await CommandService(self.platform, session).with_work(sorted(device_ids))
 
     async def _with_pending(self, device_ids: set[str]) -> set[str]:
         found: set[str] = set()
@@ -152,7 +159,7 @@ class CommandDispatcher:
         async with self.platform.db.transaction() as session:
             svc = CommandService(self.platform, session)
             due = await svc.deliverable(device_id, new_session=new_session)
-            await svc.mark_sent([c.id for c in due])
+            await svc.mark_due_sent(due)
             messages = [command_message(c) for c in due]
         sent = 0
         for message in messages:

@@ -126,6 +126,28 @@ class CommandsRepository:
         query = query.with_for_update(skip_locked=device_id is None)
         return (await self.session.execute(query)).scalars().all()
 
+    async def with_work(
+        self, device_ids: Sequence[str], now: datetime, retry_before: datetime
+    ) -> set[str]:
+        """Of ``device_ids``, those with a command :meth:`due_for_delivery` or
+        :meth:`due_to_close` would find now (without new-session retries): queued, sent and
+        due again, or past its TTL. A device whose sent commands all wait for their ack or
+        retry time is left out."""
+        query = (
+            select(DeviceCommand.device_id)
+            .where(
+                DeviceCommand.device_id.in_(list(device_ids)),
+                DeviceCommand.status.in_(PENDING),
+                or_(
+                    DeviceCommand.status == CommandStatus.QUEUED,
+                    DeviceCommand.expires_at <= now,
+                    DeviceCommand.sent_at <= retry_before,
+                ),
+            )
+            .distinct()
+        )
+        return set((await self.session.execute(query)).scalars())
+
     async def due_for_delivery(
         self,
         device_id: str,

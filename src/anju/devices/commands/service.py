@@ -5,7 +5,7 @@ The gateway's loop for one device (docs/devices.md, "Commands")::
     async with db.transaction() as session:          # one transaction …
         svc = CommandService(platform, session)
         due = await svc.deliverable(device_id, new_session=just_connected)
-        await svc.mark_sent([c.id for c in due])
+        await svc.mark_due_sent(due)
     publish(command_message(c) for c in due)          # … then publish, in order
 
 Marking before publishing makes delivery at-least-once (a crash after the commit only delays a
@@ -15,7 +15,7 @@ The device executes each command id at most once and acks again on a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,6 +206,16 @@ class CommandService:
         )
         return list(rows)
 
+    async def with_work(self, device_ids: Sequence[str]) -> set[str]:
+        """Of ``device_ids``, the devices for which :meth:`deliverable` (on a continuing
+        session) has something to send or to close now."""
+        now = self.clock.now()
+        found: set[str] = set()
+        for start in range(0, len(device_ids), 500):
+            chunk = device_ids[start : start + 500]
+            found |= await self.repo.with_work(chunk, now, now - self.retry_interval)
+        return found
+
     async def mark_sent(self, command_ids: list[str]) -> None:
         """Record that these commands are about to be published: attempts += 1, sent_at = now.
 
@@ -214,12 +224,24 @@ class CommandService:
         if not command_ids:
             return
         now = self.clock.now()
-        for command in await self.repo.pending_by_ids(command_ids, now):
+        self._sent(await self.repo.pending_by_ids(command_ids, now), now)
+        await self.session.flush()
+
+    async def mark_due_sent(self, due: Sequence[DeviceCommand]) -> None:
+        """:meth:`mark_sent` for the rows :meth:`deliverable` returned in this transaction: they
+        are locked and loaded already, so they are not read again."""
+        if not due:
+            return
+        now = self.clock.now()
+        self._sent((c for c in due if c.status in PENDING and c.expires_at > now), now)
+        await self.session.flush()
+
+    def _sent(self, commands: Iterable[DeviceCommand], now: datetime) -> None:
+        for command in commands:
             command.status = CommandStatus.SENT
             command.attempts += 1
             command.sent_at = now
             self.counters.sent += 1
-        await self.session.flush()
 
     async def record_ack(
         self, device_id: str, command_id: str, ok: bool, code: str | None
@@ -240,7 +262,7 @@ class CommandService:
         entries: list[NewEntry] = []
         results = [await self._apply_ack(ack, entries) for ack in acks]
         if entries:
-            await self.audit.record_many(self.session, entries)
+            await self.audit.record_at_commit(self.session, entries)
         return results
 
     async def _apply_ack(self, ack: DeviceAck, entries: list[NewEntry]) -> DeviceCommand | None:
@@ -333,7 +355,7 @@ class CommandService:
             )
         if entries:
             await self.session.flush()
-            await self.audit.record_many(self.session, entries)
+            await self.audit.record_at_commit(self.session, entries)
         return len(entries)
 
     # --- for operators (HTTP) --------------------------------------------------------------
@@ -456,12 +478,7 @@ class CommandService:
         outcome: str = "success",
         details: Details | None = None,
     ) -> None:
-        await self.audit.record(
-            self.session,
-            action=action,
-            actor=actor,
-            org_id=command.org_id,
-            target=f"device:{command.device_id}",
-            outcome=outcome,
-            details=details,
+        target = f"device:{command.device_id}"
+        await self.audit.record_at_commit(
+            self.session, [NewEntry(action, actor, command.org_id, target, outcome, details)]
         )
