@@ -1,6 +1,7 @@
-"""The demo's world: a fresh platform on the configured database, the gateway on the embedded
-broker (or ``ANJU_MQTT_URL``), three locks made in the factory step and running the reference
-firmware, and the outside services on loopback (network identity service, regulator)."""
+"""The demo's world: a fresh platform on the configured database, a hotel with its standard
+address, rooms and common doors, the gateway on the embedded broker (or ``ANJU_MQTT_URL``),
+three locks made in the factory step and running the reference firmware, and the outside
+services on loopback (network identity service, regulator)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from anju.accounts.service import AccountService
 from anju.cli.devices import manufacture_into
 from anju.device.access.phone import PhoneWallet
-from anju.device.client import ClientOptions
+from anju.device.client import Backoff, ClientOptions
 from anju.device.lock import LockFirmware
 from anju.device.secure_element import SoftwareSecureElement
 from anju.device.sim import load_factory
@@ -26,6 +27,9 @@ from anju.kit.clock import OffsetClock
 from anju.migrations import upgrade
 from anju.people.verification.fake_ctid import FakeCtidService
 from anju.platform import Platform, open_platform
+from anju.properties.service import Address, PropertyService
+from anju.reporting.fake_regulator import FakeRegulator
+from anju.reporting.wire import REPORT_SIGNER
 from anju.settings import Settings
 
 ORGANISATION = "示例酒店 Demo Hotel"
@@ -33,6 +37,8 @@ PRODUCT = "anju-demo-lock"
 ACTOR = "demo:front-desk"
 #: The doors of the demo: two rooms and the building's entrance.
 DOORS = (("room", "101"), ("room", "102"), ("building_entrance", "A"))
+SITE_ADDRESS = Address("北京市", "北京市", "朝阳区", "望京街道", "阜通东大街6号", "方恒社区")
+REGION_CODE = "110105"  # GB/T 2260: 北京市朝阳区
 
 
 @dataclass
@@ -49,7 +55,9 @@ class DemoWorld:
     org_id: str
     gateway: Gateway
     ctid: FakeCtidService
+    regulator: FakeRegulator
     locks: dict[str, DemoLock]  # by place reference
+    rooms: dict[str, str]  # room number → property room id
     phones: dict[str, PhoneWallet] = field(default_factory=dict)  # by subject id
 
     def lock(self, ref: str) -> DemoLock:
@@ -97,6 +105,46 @@ async def _make_locks(platform: Platform, org_id: str, root: Path) -> list[tuple
     return made
 
 
+async def _make_property(platform: Platform, org_id: str, locks: dict[str, str]) -> dict[str, str]:
+    """Site → building → unit → rooms 101 and 102 with their locks; the entrance as the site's
+    common door. Room number → room id."""
+    async with platform.db.transaction() as session:
+        svc = PropertyService(platform, session)
+        site = await svc.create_site(
+            ACTOR,
+            org_id,
+            kind="hotel",
+            name="安居示例酒店",
+            region_code=REGION_CODE,
+            address=SITE_ADDRESS,
+        )
+        building = await svc.create_building(ACTOR, org_id, site.id, "1号楼")
+        unit = await svc.create_unit(ACTOR, org_id, building.id, "1单元", floors=6)
+        rooms = {}
+        for number in ("101", "102"):
+            room = await svc.create_room(ACTOR, org_id, unit.id, number=number, floor=1)
+            await svc.bind_lock(ACTOR, org_id, room.id, locks[number])
+            rooms[number] = room.id
+        group = await svc.create_door_group(ACTOR, org_id, "site", site.id, "大门 / entrance")
+        await svc.add_door(ACTOR, org_id, group.id, locks["A"])
+    return rooms
+
+
+def _reporting_to(platform: Platform, regulator: FakeRegulator, key_file: Path) -> Platform:
+    """The platform sending its regulator reports to ``regulator`` (its key in ``key_file``)."""
+    key_file.write_text(regulator.public_key.to_pem(), encoding="ascii")
+    settings = platform.settings.model_copy(
+        update={
+            "regulator_enabled": True,
+            "regulator_url": regulator.url,
+            "regulator_public_key": key_file,
+            "regulator_timeout_seconds": 5.0,
+            "regulator_retry_cap_seconds": 1.0,
+        }
+    )
+    return Platform(settings=settings, db=platform.db, keys=platform.keys, clock=platform.clock)
+
+
 async def _until(predicate: object, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not predicate():  # type: ignore[operator]
@@ -109,9 +157,12 @@ async def _until(predicate: object, within: float, what: str) -> None:
 async def demo_world(settings: Settings) -> AsyncIterator[DemoWorld]:
     """Everything the journey needs, torn down (data kept) when the block ends."""
     clock = OffsetClock()
-    async with open_platform(settings, create_keys=True, clock=clock) as platform:
-        await upgrade(platform.db)
-        platform.keys.add_missing_named_keys()
+    async with open_platform(settings, create_keys=True, clock=clock) as opened:
+        await upgrade(opened.db)
+        opened.keys.add_missing_named_keys()
+        regulator = FakeRegulator(opened.keys.signer(REPORT_SIGNER).public_key)
+        regulator.start()
+        platform = _reporting_to(opened, regulator, settings.data_dir / "regulator.pem")
         async with platform.db.transaction() as session:
             org = await AccountService(platform, session).create_organisation(
                 ORGANISATION, "hotel_group", actor="system:demo"
@@ -119,6 +170,7 @@ async def demo_world(settings: Settings) -> AsyncIterator[DemoWorld]:
             org_id = org.id
         root = settings.data_dir / "demo"
         made = await _make_locks(platform, org_id, root)
+        rooms = await _make_property(platform, org_id, {p.ref: d for p, d in made})
         factory = {d.device_id: d for d in load_factory(root / "factory.json")}
         ctid = FakeCtidService()
         ctid.start()
@@ -127,7 +179,14 @@ async def demo_world(settings: Settings) -> AsyncIterator[DemoWorld]:
                 if gateway is None:
                     raise ConfigurationError("演示需要 MQTT / the demo needs the MQTT gateway")
                 address = gateway.client.address
-                options = ClientOptions(host=address.host, port=address.port)
+                # A lock on a shelf next to its gateway: reconnect within a second, not after a
+                # real lock's minutes of back-off (the demo jumps its clock across days).
+                options = ClientOptions(
+                    host=address.host,
+                    port=address.port,
+                    keepalive_s=10,
+                    backoff=Backoff(base_s=0.1, cap_s=1.0),
+                )
                 locks: dict[str, DemoLock] = {}
                 for place, device_id in made:
                     device = factory[device_id]
@@ -145,10 +204,11 @@ async def demo_world(settings: Settings) -> AsyncIterator[DemoWorld]:
                 try:
                     held = set(locks[ref].device_id for ref in locks)
                     await _until(lambda: held <= set(gateway.ingest.held_devices()), 30.0, "locks")
-                    yield DemoWorld(platform, clock, org_id, gateway, ctid, locks)
+                    yield DemoWorld(platform, clock, org_id, gateway, ctid, regulator, locks, rooms)
                 finally:
                     for lock in locks.values():
                         await lock.firmware.stop()
                     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
         finally:
             ctid.stop()
+            regulator.stop()
