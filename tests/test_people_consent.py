@@ -14,7 +14,7 @@ from anju.people.registration import Registrar
 from anju.people.service import Actor, new_subject_id
 from anju.people.verification.base import StaffCheck
 from anju.platform import Platform
-from tests.support.consent import ORG, privacy_policy, publish, record
+from tests.support.consent import ORG, face_notice, privacy_policy, publish, record
 from tests.support.people import people
 
 DESK = Actor("account:desk-1", ORG)
@@ -65,4 +65,24 @@ async def test_registration_needs_consent_to_the_notice_in_force(platform: Platf
     await publish(platform, privacy_policy("新版隐私政策。"))  # earlier consent is now stale
     with pytest.raises(ConsentRequired):
         await register(platform, later)
+    assert await stored(platform) == (1, 1)
+
+
+@pytest.mark.req("N3", "L4", "F2")
+async def test_refusing_the_separate_face_consent_does_not_block_registration(
+    platform: Platform,
+) -> None:
+    policy = await publish(platform, privacy_policy())
+    face = await publish(platform, face_notice())  # names identity_verification for templates
+    subject = new_subject_id()
+    await record(
+        platform, subject_id=subject, kind="privacy_policy", version=policy.version,
+        purpose="identity_verification", action="given",
+    )  # fmt: skip
+    await record(
+        platform, subject_id=subject, kind="face_recognition", version=face.version,
+        purpose="identity_verification", action="refused",
+    )  # fmt: skip
+    result = await register(platform, subject)
+    assert result.outcome == "registered"
     assert await stored(platform) == (1, 1)

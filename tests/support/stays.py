@@ -41,11 +41,7 @@ def regulator_notice() -> NoticeContent:
 
 
 def face_unlock_notice() -> NoticeContent:
-    """The separate face notice of a hotel whose locks open by face (optional).
-
-    It lists only ``lock_credential_issue``: the registrar's consent check asks about
-    ``identity_verification`` with no category, so a face notice listing that purpose too would
-    make a refused face consent block registration (reported to the people domain)."""
+    """The separate face notice of a hotel whose locks open by face (optional)."""
     return build_content(
         "face_recognition",
         title_zh="人脸识别单独同意",

@@ -10,7 +10,7 @@ from anju.consent.gate import ConsentRequired
 from anju.consent.service import ConsentService
 from anju.people.registration import ConsentCheck
 from anju.platform import Platform
-from anju.privacy.inventory import Purpose
+from anju.privacy.inventory import Category, Purpose
 
 
 def identity_verification_consent(platform: Platform) -> ConsentCheck:
@@ -25,8 +25,10 @@ def identity_verification_consent(platform: Platform) -> ConsentCheck:
                 "无机构的账号不能登记 / consent is per organisation: register from an "
                 "organisation's account"
             )
+        # Asked for the identity number it verifies: a refused *separate* face consent that
+        # also names identity verification (for the biometric template) does not block it.
         answer = await ConsentService(platform, session).check(
-            org_id, subject_id, Purpose.IDENTITY_VERIFICATION.value
+            org_id, subject_id, Purpose.IDENTITY_VERIFICATION.value, Category.IDENTITY_NUMBER.value
         )
         if not answer.allowed:
             raise ConsentRequired(
