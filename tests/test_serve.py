@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -284,12 +286,22 @@ def test_demo_building_locks_connect_and_are_reused_on_restart(tmp_path: Path) -
             while _online_rooms(data_dir) != rooms and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert _online_rooms(data_dir) == rooms
-            code, _, err = server.stop()
+            code, out, err = server.stop()
             assert code == 0, err
+            # The banner says where to look, including the fake regulator receiving reports.
+            assert "fake regulator receiving the reports: http://127.0.0.1:" in out
+            assert "anju demo --data-dir" in out
             # a clean stop ends the sessions: the registry shows the locks offline at once
             assert _online_rooms(data_dir) == dict.fromkeys(rooms, False)
         finally:
             server.kill()
     factory = data_dir / "demo" / "factory.json"
     assert oct(factory.stat().st_mode & 0o777) == "0o600"
+    # The same demo data as `anju demo`: rooms with their locks bound, the hotel's notices.
+    with contextlib.closing(sqlite3.connect(data_dir / "anju.db")) as db:
+        counted = {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in ("property_rooms", "property_room_locks", "consent_notices")
+        }
+    assert counted == {"property_rooms": 2, "property_room_locks": 2, "consent_notices": 3}
     assert len(list((data_dir / "demo" / "se").iterdir())) == 2

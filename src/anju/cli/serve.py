@@ -18,6 +18,7 @@ from anju.api.health import migration_heads
 from anju.audit import AuditLog
 from anju.background import serve_background
 from anju.cli.common import DataDirOption, fail
+from anju.cli.demo import DEMO_ORGANISATION, demo_regulator
 from anju.cli.demo import demo_building as demo_locks
 from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
@@ -95,12 +96,13 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
             logger.info("database schema at %s", revisions, extra={"new_database": fresh})
         await verify_master_keys(platform)
         resolve_policies(settings.retention_days)  # bad retention overrides refuse the start
-        async with (
-            serve_gateway(platform) as gateway,
-            serve_background(platform),
-            demo_locks(platform, demo_building),
-        ):
-            await _serve_http(platform, gateway)
+        with demo_regulator(platform, demo_building) as served:
+            async with (
+                serve_gateway(served) as gateway,
+                serve_background(served),
+                demo_locks(served, demo_building),
+            ):
+                await _serve_http(served, gateway, demo=demo_building > 0)
 
 
 async def prepare_schema(settings: Settings) -> bool:
@@ -165,17 +167,26 @@ class _Server(uvicorn.Server):
             typer.echo(self.banner)
 
 
-def _banner(settings: Settings) -> str:
+def _banner(settings: Settings, demo: bool = False) -> str:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{host}:{settings.port}"
-    return "\n".join(
-        [
-            f"anju 正在监听 / listening on {base}",
-            f"API 文档 / API docs: {base}/docs  (ReDoc: {base}/redoc)",
-            f"数据目录 / data dir: {settings.data_dir.resolve()}",
-            "按 Ctrl+C 停止 / press Ctrl+C to stop",
+    lines = [
+        f"anju 正在监听 / listening on {base}",
+        f"API 文档 / API docs: {base}/docs  (ReDoc: {base}/redoc)",
+        f"数据目录 / data dir: {settings.data_dir.resolve()}",
+    ]
+    if demo:
+        data = settings.data_dir
+        lines += [
+            f"模拟楼宇 / simulated building: {DEMO_ORGANISATION}, rooms with their locks "
+            f"(.venv/bin/anju devices list --data-dir {data}; properties: anju properties …)",
+            f"模拟治安平台 / fake regulator receiving the reports: {settings.regulator_url}",
+            f"首位管理员 / first administrator: .venv/bin/anju admin create --login admin "
+            f'--org "{DEMO_ORGANISATION}" --data-dir {data}',
+            "全流程演示 / the whole journey: .venv/bin/anju demo --data-dir /tmp/anju-demo",
         ]
-    )
+    lines.append("按 Ctrl+C 停止 / press Ctrl+C to stop")
+    return "\n".join(lines)
 
 
 def http_app(platform: Platform, gateway: Gateway | None) -> FastAPI:
@@ -185,7 +196,9 @@ def http_app(platform: Platform, gateway: Gateway | None) -> FastAPI:
     return create_app(platform, collectors=[GatewayCollector(gateway)] if gateway else [])
 
 
-async def _serve_http(platform: Platform, gateway: Gateway | None = None) -> None:
+async def _serve_http(
+    platform: Platform, gateway: Gateway | None = None, *, demo: bool = False
+) -> None:
     settings = platform.settings
     config = uvicorn.Config(
         http_app(platform, gateway),
@@ -197,7 +210,7 @@ async def _serve_http(platform: Platform, gateway: Gateway | None = None) -> Non
         lifespan="off",
     )
     server = _Server(config)
-    server.banner = await asyncio.to_thread(_banner, settings)
+    server.banner = await asyncio.to_thread(_banner, settings, demo)
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: signal.Signals) -> None:

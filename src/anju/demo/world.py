@@ -130,19 +130,21 @@ async def _make_property(platform: Platform, org_id: str, locks: dict[str, str])
     return rooms
 
 
-def _reporting_to(platform: Platform, regulator: FakeRegulator, key_file: Path) -> Platform:
-    """The platform sending its regulator reports to ``regulator`` (its key in ``key_file``)."""
+def reporting_to(
+    platform: Platform, regulator: FakeRegulator, key_file: Path, **settings: object
+) -> Platform:
+    """The platform sending its regulator reports to ``regulator`` (its key written to
+    ``key_file``), with any further ``settings`` overridden."""
     key_file.write_text(regulator.public_key.to_pem(), encoding="ascii")
-    settings = platform.settings.model_copy(
+    changed = platform.settings.model_copy(
         update={
             "regulator_enabled": True,
             "regulator_url": regulator.url,
             "regulator_public_key": key_file,
-            "regulator_timeout_seconds": 5.0,
-            "regulator_retry_cap_seconds": 1.0,
+            **settings,
         }
     )
-    return Platform(settings=settings, db=platform.db, keys=platform.keys, clock=platform.clock)
+    return Platform(settings=changed, db=platform.db, keys=platform.keys, clock=platform.clock)
 
 
 async def _until(predicate: object, within: float, what: str) -> None:
@@ -162,7 +164,10 @@ async def demo_world(settings: Settings) -> AsyncIterator[DemoWorld]:
         opened.keys.add_missing_named_keys()
         regulator = FakeRegulator(opened.keys.signer(REPORT_SIGNER).public_key)
         regulator.start()
-        platform = _reporting_to(opened, regulator, settings.data_dir / "regulator.pem")
+        # The demo's sender retries within a second: the journey waits for it.
+        platform = reporting_to(
+            opened, regulator, settings.data_dir / "regulator.pem", regulator_retry_cap_seconds=1.0
+        )
         async with platform.db.transaction() as session:
             org = await AccountService(platform, session).create_organisation(
                 ORGANISATION, "hotel_group", actor="system:demo"
