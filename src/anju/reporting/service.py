@@ -346,8 +346,9 @@ class ReportingService:
         """Log each attempt: delivered, retried later with back-off, or parked on a refusal."""
         now = self.clock.now()
         cap = self.platform.settings.regulator_retry_cap_seconds
+        rows = await self.repo.reports_by_id([r.report_id for r in results])
         for result in results:
-            report = await self.repo.report(result.report_id)
+            report = rows.get(result.report_id)
             if report is None or report.status != ReportStatus.PENDING:
                 continue
             report.attempts += 1

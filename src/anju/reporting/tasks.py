@@ -113,7 +113,8 @@ class ReportSender:
         work: list[tuple[str, bytes]] = []
         async with self.platform.db.transaction() as session:
             service = ReportingService(self.platform, session)
-            reports = [r for r in [await service.repo.report(i) for i in report_ids] if r]
+            rows = await service.repo.reports_by_id(report_ids)
+            reports = [rows[i] for i in report_ids if i in rows]
             payloads = await service.payloads_of(reports)
             for report in reports:
                 payload = payloads[report.id]
