@@ -3,9 +3,12 @@ one send pass, and the fake regulator (docs/reporting.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +17,7 @@ import typer
 from anju.cli.common import DataDirOption, fail, run, settings_for
 from anju.errors import AnjuError
 from anju.kit.crypto import SM2PrivateKey
-from anju.platform import open_key_provider, open_platform
+from anju.platform import Platform, open_key_provider, open_platform
 from anju.reporting.fake_regulator import FakeRegulator
 from anju.reporting.rules import ReportStatus
 from anju.reporting.service import ReportingService
@@ -26,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 CLI_ACTOR = "cli"
+logger = logging.getLogger("anju.reporting")
 
 
 def _when(value: object) -> str:
@@ -165,3 +169,25 @@ def fake_regulator_command(
             f"received {len(got.reports)} report(s), {got.duplicates} duplicate(s), "
             f"{len(got.refused)} refused"
         )
+
+
+@contextlib.asynccontextmanager
+async def demo_regulator(platform: Platform, wanted: bool) -> AsyncIterator[Platform]:
+    """For the demo (``make run``): when no regulator is configured, a fake one on loopback in
+    this process and the platform set to report to it; otherwise ``platform`` unchanged."""
+    if not wanted or platform.settings.regulator_enabled:
+        yield platform
+        return
+    regulator = FakeRegulator(platform.keys.signer(REPORT_SIGNER).public_key)
+    url = regulator.start()
+    key_file = platform.settings.data_dir / "fake-regulator" / "demo-public.pem"
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file.write_text(regulator.public_key.to_pem())
+    settings = platform.settings.model_copy(
+        update={"regulator_enabled": True, "regulator_url": url, "regulator_public_key": key_file}
+    )
+    logger.info("demo: regulator reports go to the fake regulator at %s", url)
+    try:
+        yield Platform(settings=settings, db=platform.db, keys=platform.keys, clock=platform.clock)
+    finally:
+        regulator.stop()

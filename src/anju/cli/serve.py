@@ -19,6 +19,7 @@ from anju.audit import AuditLog
 from anju.background import serve_background
 from anju.cli.common import DataDirOption, fail
 from anju.cli.demo import demo_building as demo_locks
+from anju.cli.reporting import demo_regulator
 from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.metrics import GatewayCollector
@@ -53,7 +54,8 @@ DemoOption = Annotated[
         min=0,
         max=200,
         help="Also run a simulated building of N locks on the embedded broker (made once, "
-        "kept under <data-dir>/demo/). `make run` uses 12. 0: none.",
+        "kept under <data-dir>/demo/) and, unless a regulator is configured, a fake regulator "
+        "receiving the reports on loopback. `make run` uses 12. 0: none.",
     ),
 ]
 
@@ -96,6 +98,7 @@ async def run_server(settings: Settings, *, demo_building: int = 0) -> None:
         await verify_master_keys(platform)
         resolve_policies(settings.retention_days)  # bad retention overrides refuse the start
         async with (
+            demo_regulator(platform, demo_building > 0) as platform,
             serve_gateway(platform) as gateway,
             serve_background(platform),
             demo_locks(platform, demo_building),
