@@ -201,7 +201,7 @@ async def test_retention_policies_closure_and_sweep_over_http(
         assert policies["biometric_template"]["days"] == 0
         assert policies["biometric_template"]["swept"]
         assert policies["unlock_record"]["minimum_days"] == 180
-        assert not policies["unlock_record"]["swept"]  # the access domain registers its sweeper
+        assert policies["unlock_record"]["swept"]
         assert (await client.get("/api/v1/retention/policies", headers=clerk)).status_code == 403
 
         await client.post("/api/v1/notices", json=FACE_NOTICE, headers=operator)

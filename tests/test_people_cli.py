@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -11,9 +12,18 @@ from typer.testing import CliRunner
 
 from anju.cli.main import app
 from anju.people.verification.fake_ctid import FakeCtidService
-from tests.support.people import people
+from anju.platform import open_platform
+from anju.settings import Settings
+from tests.support.people import consenting_subject, people
 
 runner = CliRunner()
+ORG = "org-hotel-a"
+
+
+async def consent_of(data_dir: str) -> str:
+    """A subject id with consent to the privacy notice recorded (as the kiosk does)."""
+    async with open_platform(Settings(data_dir=Path(data_dir))) as platform:
+        return await consenting_subject(platform, ORG)
 
 
 @pytest.mark.req("N1", "N2", "N3", "L3")
@@ -37,16 +47,24 @@ def test_register_with_ctid_and_staff_check_then_show_masked(tmp_path: Path) -> 
             )
         )
         base = ["people", "register", "-", "--operator", "desk-7", "--data-dir", data_dir]
+        base += ["--org-id", ORG]
+        ctid = ["--method", "ctid", "--ctid-config", str(config)]
+        # No consent recorded for the person: refused before the identity service is asked.
+        refused = runner.invoke(app, [*base, *ctid], input=json.dumps(dataclasses.asdict(first)))
+        assert refused.exit_code == 1
+        assert "[consent_required]" in refused.output
+        subject_id = asyncio.run(consent_of(data_dir))
         result = runner.invoke(
             app,
-            [*base, "--method", "ctid", "--ctid-config", str(config)],
+            [*base, *ctid, "--subject-id", subject_id],
             input=json.dumps(dataclasses.asdict(first)),
         )
     finally:
         service.stop()
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["outcome"] == "registered"
+    assert (out["outcome"], out["subject_id"]) == ("registered", subject_id)
+    base += ["--subject-id", asyncio.run(consent_of(data_dir))]
 
     again = runner.invoke(
         app, [*base, "--original-checked"], input=json.dumps(dataclasses.asdict(first))
@@ -62,7 +80,8 @@ def test_register_with_ctid_and_staff_check_then_show_masked(tmp_path: Path) -> 
     assert "[invalid_document_number]" in refused.output
     assert "123" not in refused.output.replace("[invalid_document_number]", "")
 
-    shown = runner.invoke(app, ["people", "show", out["person_id"], "--data-dir", data_dir])
+    show = ["people", "show", out["person_id"], "--org-id", ORG, "--data-dir", data_dir]
+    shown = runner.invoke(app, show)
     assert shown.exit_code == 0, shown.output
     masked = json.loads(shown.stdout)["masked"]
     assert masked["document_number"].startswith(first.document_number[:6] + "****")

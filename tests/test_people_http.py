@@ -23,7 +23,7 @@ from anju.people.verification.statement import canonical, statement_is_authentic
 from anju.platform import Platform
 from tests.support.accounts import login_token, make_admin, make_member_with_role
 from tests.support.http import api_client, bearer, code_of
-from tests.support.people import fake_ctid, member_with_second_factor, people
+from tests.support.people import consenting_subject, fake_ctid, member_with_second_factor, people
 
 
 @contextlib.asynccontextmanager
@@ -252,7 +252,7 @@ async def test_access_links_expire(platform: Platform, clock: FixedClock) -> Non
         assert json.loads(r.text)["error"]["message"]
 
 
-@pytest.mark.req("N2")
+@pytest.mark.req("N2", "N3", "L4")
 async def test_the_served_app_takes_its_ctid_provider_from_settings(
     platform: Platform, clock: FixedClock, tmp_path: Any
 ) -> None:
@@ -279,8 +279,16 @@ async def test_the_served_app_takes_its_ctid_provider_from_settings(
             platform, settings=platform.settings.model_copy(update={"ctid_config": config})
         )
         async with api_client(configured) as client:
+            # The served app refuses a registration without the person's consent (N3)…
             r = await client.post("/api/v1/people", json=body_of(guest), headers=desk)
+            assert (r.status_code, code_of(r)) == (403, "consent_required")
+            assert ctid.service.requests == 0
+            # …and registers once it is recorded under the subject id they applied with.
+            subject_id = await consenting_subject(platform, admin.org_id)
+            body = {**body_of(guest), "subject_id": subject_id}
+            r = await client.post("/api/v1/people", json=body, headers=desk)
         assert r.status_code == 201, r.text
+        assert r.json()["subject_id"] == subject_id
         assert ctid.service.requests == 1
 
 

@@ -30,7 +30,7 @@ from tests.support.image_residue import (
     scan_for_residue,
     watch_file_writes,
 )
-from tests.support.people import people
+from tests.support.people import consenting_subject, people
 from tests.support.plaintext_scan import platform_storage_files
 
 DESK = Actor("account:desk-1", "org-1")
@@ -113,12 +113,14 @@ async def test_reader_registration_over_http(
         "photo": base64.b64encode(face_photos["obama.jpg"]).decode(),
         "live": base64.b64encode(face_photos["obama3.jpg"]).decode(),
         "device": "reader-lobby",
+        "subject_id": await consenting_subject(platform, admin.org_id),
     }
     async with api_client(platform) as client:
         r = await client.post("/api/v1/people/id-card", json=body, headers=desk)
         assert r.status_code == 201, r.text
         assert (r.json()["outcome"], r.json()["face_decision"]) == ("registered", "match")
         other = {**body, "document_number": people(2)[1].document_number}
+        other["subject_id"] = await consenting_subject(platform, admin.org_id)
         other["live"] = base64.b64encode(face_photos["biden.jpg"]).decode()
         r = await client.post("/api/v1/people/id-card", json=other, headers=desk)
         assert (r.status_code, r.json()["outcome"]) == (200, "rejected")

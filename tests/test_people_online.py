@@ -20,7 +20,7 @@ from tests.support.accounts import login_token, make_admin, make_member_with_rol
 from tests.support.face_frames import HOPPER_BOX, frame_json, performance, portrait
 from tests.support.face_images import FacePhotos
 from tests.support.http import api_client, bearer, code_of
-from tests.support.people import people
+from tests.support.people import consenting_subject, people
 
 
 async def face_check(
@@ -65,6 +65,9 @@ async def test_online_registration_uses_a_live_face_check_once(
     image = portrait(face_photos["grace_hopper.jpg"], HOPPER_BOX)
     hopper = (image, face_engine.detector.detect(image)[0])
     first, second, third = people(3)
+    subjects = {
+        g.document_number: await consenting_subject(platform, admin.org_id) for g in people(3)
+    }
 
     def body(guest: Any, capture_id: str) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ async def test_online_registration_uses_a_live_face_check_once(
             "name": guest.name,
             "method": "online_face_check",
             "face_capture_id": capture_id,
+            "subject_id": subjects[guest.document_number],
         }
 
     async with api_client(platform) as client:

@@ -16,7 +16,7 @@ from anju.kit.clock import FixedClock
 from anju.platform import Platform
 from tests.support.accounts import login_token, make_admin, make_member_with_role
 from tests.support.http import bearer
-from tests.support.people import fake_ctid, people
+from tests.support.people import consenting_subject, fake_ctid, people
 from tests.support.plaintext_scan import scan_logs, scan_platform_storage
 
 COUNT = 100
@@ -54,6 +54,7 @@ async def test_one_hundred_registrations_leave_no_pi_in_clear(
                     "email": guest.email,
                     "address": guest.address,
                     "method": "ctid",
+                    "subject_id": await consenting_subject(platform, admin.org_id),
                 }
                 r = await client.post("/api/v1/people", json=body, headers=desk)
                 assert r.status_code == 201, r.text

@@ -20,7 +20,7 @@ from anju.privacy.column import Sealed
 from anju.privacy.vault import PIVault
 from tests.support.accounts import login_token, make_admin, make_member_with_role
 from tests.support.http import api_client, bearer, code_of
-from tests.support.people import member_with_second_factor, people
+from tests.support.people import consenting_subject, member_with_second_factor, people
 
 DESK = Actor("account:desk-1", "org-1")
 OPERATOR = Actor("account:op-1", "org-1")
@@ -98,6 +98,7 @@ async def test_operator_deletion_and_reveal_need_a_recent_second_factor(
                 "name": guest.name,
                 "method": "staff_offline",
                 "original_document_checked": True,
+                "subject_id": await consenting_subject(platform, admin.org_id),
             },
             headers=desk,
         )

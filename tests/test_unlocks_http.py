@@ -10,15 +10,21 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from anju.background import sweep_retention
+from anju.background import platform_sweepers
+from anju.gateway.models import DeviceEvent
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
+from anju.protocol.access import UNLOCK_EVENT as UNLOCK
+from anju.retention.tasks import run_sweep
 from anju.unlocks.models import UnlockRecord
 from anju.unlocks.service import ms_to_datetime
 from tests.support.accounts import login_token, make_member_with_role
 from tests.support.http import api_client, bearer, code_of, signed_in
 from tests.support.records import Door, Feed, door, now_ms, signed, unlock_rec
 from tests.support.registry import audit_entries
+
+#: The retention policy's default for unlock records (docs/retention.md).
+UNLOCK_DAYS = 180
 
 
 async def manager(platform: Platform, clock: FixedClock, d: Door, login: str) -> dict[str, str]:
@@ -141,17 +147,27 @@ async def test_retention_sweep_deletes_old_records_and_is_audited(
 ) -> None:
     d = await door(platform, clock, tmp_path, login="sa-a", org="Org A", room="A-301")
     await seed(platform, clock, d)
-    assert await sweep_retention(platform) == 0
-    clock.advance(days=platform.settings.unlock_retention_days - 1)
+    sweepers = platform_sweepers()
+    assert (await run_sweep(platform, registry=sweepers)).counts["unlock_record"] == 0
+    clock.advance(days=UNLOCK_DAYS - 1)
     fresh = Feed(platform)
     await fresh.send(
         d.lock.device_id, "access.unlock", signed(d.lock, unlock_rec(d.lock, now_ms(clock)))
     )
     await fresh.stop()
     clock.advance(days=2)
-    assert await sweep_retention(platform) == 3
+    # The three old records go, with the gateway's raw events they were made from.
+    assert (await run_sweep(platform, registry=sweepers)).counts["unlock_record"] == 6
     async with platform.db.transaction() as session:
         left = (await session.execute(select(func.count()).select_from(UnlockRecord))).scalar_one()
-    assert left == 1
-    entries = await audit_entries(platform, "unlocks.retention.purged")
-    assert '"records":3' in entries[-1].details.replace(" ", "")
+        raw = (
+            await session.execute(
+                select(func.count()).select_from(DeviceEvent).where(DeviceEvent.kind == UNLOCK)
+            )
+        ).scalar_one()
+    assert (left, raw) == (1, 1)
+    entries = await audit_entries(platform, "retention.swept")
+    swept = [e for e in entries if e.target == "retention:unlock_record"]
+    assert len(swept) == 1
+    assert '"removed":6' in swept[0].details.replace(" ", "")
+    assert '"days":180' in swept[0].details.replace(" ", "")

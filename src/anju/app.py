@@ -17,8 +17,10 @@ from anju.api.middleware import (
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
+from anju.background import platform_sweepers
 from anju.biometrics.endpoints import IMAGE_PATHS
 from anju.biometrics.remote import MAX_BODY_BYTES as FACE_CHECK_BODY_BYTES
+from anju.people.consent_gate import identity_verification_consent
 from anju.people.endpoints import IMAGE_PATHS as PEOPLE_IMAGE_PATHS
 from anju.people.verification.config import configured_provider
 from anju.platform import Platform
@@ -83,6 +85,9 @@ def create_app(platform: Platform, *, collectors: Iterable[Collector] = ()) -> F
     )
     app.state.platform = platform
     app.state.identity_provider = configured_provider(platform.settings.ctid_config, platform.clock)
+    # N3 / L4: nobody is registered over HTTP without consent to the privacy notice in force.
+    app.state.consent_check = identity_verification_consent(platform)
+    app.state.sweepers = platform_sweepers()
     app.state.metrics = HttpMetrics()
     for collector in collectors:
         app.state.metrics.registry.register(collector)

@@ -1,13 +1,12 @@
 """The platform's background jobs besides the gateway: webhook delivery, regulator report
 delivery (:mod:`anju.reporting.tasks`, when ``regulator_enabled``) and periodic sweeps.
 
-``anju serve`` runs them with :func:`serve_background` (one place). The retention sweep deletes
-unlock records (and their raw ``access.unlock`` device events) older than
-``unlock_retention_days``, and finished webhook deliveries and delivered regulator reports older
-than the same period. The access sweep expires grants past their end (dropping their credentials
-from the locks) and queues again deliveries whose command ended without the lock's receipt. The
-policy retention sweep (:mod:`anju.retention`: biometric templates, capture log, consent records,
-subject data keys) runs every ``retention_sweep_seconds``.
+``anju serve`` runs them with :func:`serve_background` (one place). The retention sweep
+(:mod:`anju.retention`, every ``retention_sweep_seconds``) removes what its policies no longer
+keep: biometric templates, capture log, consent records, unlock records with their raw device
+events, finished webhook deliveries and delivered regulator reports, subject data keys. The
+access sweep expires grants past their end (dropping their credentials from the locks) and
+queues again deliveries whose command ended without the lock's receipt.
 """
 
 from __future__ import annotations
@@ -21,29 +20,23 @@ from anju.access.expiry import sweep as sweep_access
 from anju.gateway.records import purge_unlock_events
 from anju.kit.aio import wait_any
 from anju.platform import Platform
-from anju.reporting.repository import ReportingRepository
+from anju.reporting.repository import purge_delivered_reports
 from anju.reporting.tasks import ReportSender
+from anju.retention.sweepers import SweeperRegistry, standard_sweepers
 from anju.retention.tasks import sweep_periodically
-from anju.unlocks.service import UnlockService
 from anju.webhooks.dispatcher import WebhookDispatcher
-from anju.webhooks.repository import WebhooksRepository
 
 logger = logging.getLogger("anju.background")
-SWEEP_SECONDS = 3600.0
 #: Grants end on the hour or minute the operator chose: a minute late at most.
 ACCESS_SWEEP_SECONDS = 60.0
 
 
-async def sweep_retention(platform: Platform) -> int:
-    """Delete what the retention policy no longer keeps; the number of unlock records."""
-    async with platform.db.transaction() as session:
-        service = UnlockService(platform, session)
-        cutoff = service.retention_cutoff()
-        raw = await purge_unlock_events(session, cutoff)
-        deleted = await service.purge_expired(cutoff, raw_events=raw)
-        await WebhooksRepository(session).purge_finished(cutoff)
-        await ReportingRepository(session).purge_delivered(cutoff)
-    return deleted
+def platform_sweepers() -> SweeperRegistry:
+    """The retention sweepers with the edges' own copies wired in: the gateway keeps each raw
+    ``access.unlock`` event, deleted with the unlock record made from it; delivered regulator
+    reports (which list unlock record ids) go with the records too. Every runner of the sweep
+    (``anju serve``, ``POST /retention/sweeps``, ``anju retention sweep``) uses this."""
+    return standard_sweepers(unlock_copies=(purge_unlock_events, purge_delivered_reports))
 
 
 async def _every(
@@ -67,10 +60,8 @@ async def serve_background(platform: Platform) -> AsyncIterator[None]:
         asyncio.create_task(dispatcher.run(stop), name="anju-webhooks"),
         asyncio.create_task(sender.run(stop), name="anju-regulator-reports"),
         asyncio.create_task(
-            _every(SWEEP_SECONDS, lambda: sweep_retention(platform), "retention sweep", stop),
-            name="anju-retention",
+            sweep_periodically(platform, stop, platform_sweepers()), name="anju-retention"
         ),
-        asyncio.create_task(sweep_periodically(platform, stop), name="anju-retention-policies"),
         asyncio.create_task(
             _every(ACCESS_SWEEP_SECONDS, lambda: sweep_access(platform), "access sweep", stop),
             name="anju-access-sweep",

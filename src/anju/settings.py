@@ -79,13 +79,8 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
 
-    # Unlock records, alarms, webhooks (docs/records.md, docs/webhooks.md).
-    unlock_retention_days: int = Field(
-        default=180,
-        ge=1,
-        le=3650,
-        description="Unlock records older than this are deleted by the retention sweep.",
-    )
+    # Unlock record alarms (docs/records.md); unlock records' retention is the retention
+    # policy ``unlock_record`` (``retention_days``, docs/retention.md).
     failure_alarm_threshold: int = Field(default=5, ge=2, description="Denials at one lock …")
     failure_alarm_window_seconds: int = Field(default=120, ge=10, description="… within this.")
     site_failure_alarm_threshold: int = Field(

@@ -8,11 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from anju.consent.service import ConsentService
 from anju.kit.clock import Clock
 from anju.people.application import Application
+from anju.people.service import new_subject_id
 from anju.people.validation import credit_code, resident_id
 from anju.people.verification.ctid import CtidProvider
 from anju.people.verification.fake_ctid import FakeCtidService
+from anju.platform import Platform
+from tests.support.consent import privacy_policy
 
 #: Names across scripts: rare CJK (Extension B and later), the middle dot, compound surnames.
 NAMES = [
@@ -99,3 +103,28 @@ async def member_with_second_factor(platform, clock, admin, login: str, role: st
         platform, token, lambda s, p: s.confirm_totp(p, totp.code_at(secret, clock.now()))
     )
     return str(token)
+
+
+async def consenting_subject(platform: Platform, org_id: str | None) -> str:
+    """A subject id whose holder agreed, in ``org_id``, to the privacy notice in force (which is
+    published first when the organisation has none): what the kiosk records before the clerk
+    registers the person."""
+    assert org_id is not None
+    subject_id = new_subject_id()
+    async with platform.db.transaction() as session:
+        consent = ConsentService(platform, session)
+        current = {n.kind: n for n in await consent.current_notices(org_id)}
+        notice = current.get("privacy_policy") or await consent.publish(
+            org_id, "account:dpo", privacy_policy()
+        )
+        await consent.record(
+            org_id,
+            "account:clerk",
+            subject_id=subject_id,
+            kind="privacy_policy",
+            version=notice.version,
+            purpose="identity_verification",
+            action="given",
+            channel="kiosk",
+        )
+    return subject_id

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from anju.background import platform_sweepers
 from anju.cli.common import DataDirOption, fail, run, settings_for
 from anju.consent.notices import build_content, items_from_json
 from anju.consent.receipts import CONSENT_SIGNER, load_receipt, verify_receipt
@@ -169,7 +170,9 @@ def sweep_command(
 
     async def go() -> str:
         async with open_platform(settings) as platform:
-            report = await run_sweep(platform, actor=SYSTEM_ACTOR, batch_size=batch_size)
+            report = await run_sweep(
+                platform, actor=SYSTEM_ACTOR, batch_size=batch_size, registry=platform_sweepers()
+            )
         counts = ", ".join(f"{kind}={count}" for kind, count in report.counts.items())
         return f"run {report.run_id}: removed {report.removed} ({counts})"
 

@@ -15,6 +15,7 @@ from anju.cli import (
     face,
     firmware,
     gateway,
+    journey,
     keys,
     people,
     privacy,
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("sim")(sim.sim)
+app.command("demo")(journey.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(keys.app, name="keys")

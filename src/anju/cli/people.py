@@ -19,6 +19,7 @@ import typer
 
 from anju.cli.common import DataDirOption, fail, run, settings_for
 from anju.people.application import Application
+from anju.people.consent_gate import identity_verification_consent
 from anju.people.registration import Registrar, Registration
 from anju.people.rights import IssuedLink, SubjectRights
 from anju.people.service import Actor, PeopleService, view_of
@@ -63,10 +64,20 @@ def register_command(
     consent_receipt: Annotated[
         str | None, typer.Option("--consent-receipt", help="The person's consent receipt id.")
     ] = None,
+    subject_id: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-id",
+            help="The subject id the person's consent to the privacy notice is recorded under.",
+        ),
+    ] = None,
     org_id: OrgOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Register and verify a person; prints the outcome (ids only). Exit 1 when rejected."""
+    """Register and verify a person; prints the outcome (ids only). Exit 1 when rejected.
+
+    As over HTTP, the person must first have agreed to the organisation's privacy notice in
+    force, recorded under ``--subject-id`` (N3: consent before any data is verified)."""
     data = _read_json(source)
     fields = ("kind", "document_type", "document_number", "name", "phone", "email", "address")
     application = Application(
@@ -90,11 +101,15 @@ def register_command(
             else:
                 fail("--method is staff_offline or ctid", code=2)
             async with platform.db.transaction() as session:
-                return await Registrar(platform, session).register(
+                registrar = Registrar(
+                    platform, session, consent_check=identity_verification_consent(platform)
+                )
+                return await registrar.register(
                     Actor(f"cli:{operator}", org_id),
                     application,
                     evidence,
                     consent_receipt_id=consent_receipt,
+                    subject_id=subject_id,
                 )
 
     result = run(_register())

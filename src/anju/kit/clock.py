@@ -32,3 +32,22 @@ class FixedClock:
         """Move forward by ``timedelta(**delta)``."""
         self._now += timedelta(**delta)
         return self._now
+
+
+class OffsetClock:
+    """The real clock moved forward by a chosen offset (a demonstration's "31 days later")."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, **delta: float) -> datetime:
+        """Jump forward by ``timedelta(**delta)``; time keeps running from there."""
+        self._offset += timedelta(**delta)
+        return self.now()
+
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch (a device's clock reads this)."""
+        return int(self.now().timestamp() * 1000)

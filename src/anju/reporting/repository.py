@@ -113,3 +113,9 @@ class ReportingRepository:
         await self.session.execute(delete(ReportedUnlock).where(ReportedUnlock.report_id.in_(ids)))
         result = await self.session.execute(delete(Report).where(Report.id.in_(ids)))
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def purge_delivered_reports(session: AsyncSession, before: datetime) -> int:
+    """Delivered reports created before ``before`` (they copy unlock record references): the
+    retention sweep of unlock records deletes them with the records (``anju.background``)."""
+    return await ReportingRepository(session).purge_delivered(before)

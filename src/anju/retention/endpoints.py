@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
 from anju.accounts.deps import BearerToken, require
 from anju.accounts.principal import Principal
@@ -22,7 +22,7 @@ from anju.retention.schemas import (
     RunOut,
 )
 from anju.retention.service import RetentionService
-from anju.retention.sweepers import standard_sweepers
+from anju.retention.sweepers import SweeperRegistry, standard_sweepers
 from anju.retention.tasks import run_sweep
 
 router = APIRouter(prefix="/api/v1/retention", tags=["retention"])
@@ -71,7 +71,7 @@ async def close_account(
 
 
 @router.post("/sweeps", response_model=RunOut, status_code=status.HTTP_201_CREATED)
-async def sweep_now(token: BearerToken, platform: PlatformDep) -> RunOut:
+async def sweep_now(request: Request, token: BearerToken, platform: PlatformDep) -> RunOut:
     """立即清理 / Run the retention sweep now (it also runs on a schedule in `anju serve`)."""
     # Authorised in its own short transaction: the sweep commits batch by batch.
     async with authorised(platform, token, Cap.RETENTION_MANAGE, "retention.sweep") as (
@@ -79,7 +79,9 @@ async def sweep_now(token: BearerToken, platform: PlatformDep) -> RunOut:
         principal,
     ):
         actor = principal.actor
-    report = await run_sweep(platform, actor=actor)
+    # The app's registry (the edges' copies of unlock records wired in), standard otherwise.
+    registry: SweeperRegistry | None = getattr(request.app.state, "sweepers", None)
+    report = await run_sweep(platform, actor=actor, registry=registry)
     return RunOut(
         id=report.run_id,
         started_at=report.started_at,

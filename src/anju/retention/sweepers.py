@@ -7,6 +7,7 @@ unlock records) is one ``registry.register(...)`` line in :func:`standard_sweepe
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -20,9 +21,12 @@ from anju.retention.policies import (
     CAPTURE_LOG,
     CONSENT_RECORD,
     SUBJECT_DATA_KEY,
+    UNLOCK_RECORD,
     RetentionPolicy,
 )
 from anju.retention.repository import RetentionRepository
+from anju.unlocks.repository import UnlocksRepository
+from anju.webhooks.repository import WebhooksRepository
 
 SWEEP_DEVICE = "retention-sweep"
 
@@ -124,12 +128,39 @@ class SubjectKeySweeper:
         return SweepBatch(removed, subjects, len(subjects) == limit)
 
 
-def standard_sweepers() -> SweeperRegistry:
-    """The sweepers of the data anju holds today (people, stays and unlock records register
-    theirs here as they arrive: one line each)."""
+#: Deletes copies of unlock records received before a cutoff; the number deleted.
+CopyPurge = Callable[[AsyncSession, datetime], Awaitable[int]]
+
+
+class UnlockRecordSweeper:
+    """Unlock records received before the period: deleted — and, once the records are done,
+    the copies of them kept elsewhere: finished webhook deliveries that carried them, and what
+    ``copies`` deletes (the gateway's raw ``access.unlock`` events, wired in by the edge that
+    owns them)."""
+
+    def __init__(self, copies: Sequence[CopyPurge] = ()) -> None:
+        self._copies = tuple(copies)
+
+    async def sweep_batch(self, job: SweepJob, limit: int) -> SweepBatch:
+        repo = UnlocksRepository(job.session)
+        rows = await repo.received_before(job.cutoff, limit)
+        removed = await repo.delete_records([row_id for row_id, _ in rows]) if rows else 0
+        more = len(rows) == limit
+        if not more:
+            removed += await WebhooksRepository(job.session).purge_finished(job.cutoff)
+            for purge in self._copies:
+                removed += await purge(job.session, job.cutoff)
+        subjects = sorted({s for _, s in rows if s is not None})
+        return SweepBatch(removed, subjects, more)
+
+
+def standard_sweepers(unlock_copies: Sequence[CopyPurge] = ()) -> SweeperRegistry:
+    """The sweepers of the data anju holds (a new kind of data registers its sweeper here:
+    one line each); ``unlock_copies`` come from the edges (see ``anju.background``)."""
     registry = SweeperRegistry()
     registry.register("biometric_template", TemplateSweeper())
     registry.register(CAPTURE_LOG, CaptureLogSweeper())
     registry.register(CONSENT_RECORD, ConsentRecordSweeper())
+    registry.register(UNLOCK_RECORD, UnlockRecordSweeper(unlock_copies))
     registry.register(SUBJECT_DATA_KEY, SubjectKeySweeper())  # last: after the kinds it seals
     return registry

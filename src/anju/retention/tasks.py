@@ -74,14 +74,16 @@ async def truncate_sqlite_wal(platform: Platform) -> None:
         await cursor.close()
 
 
-async def sweep_periodically(platform: Platform, stop: asyncio.Event) -> None:
+async def sweep_periodically(
+    platform: Platform, stop: asyncio.Event, registry: SweeperRegistry | None = None
+) -> None:
     """Run the sweep every ``retention_sweep_seconds`` until ``stop`` (0 turns it off)."""
     interval = platform.settings.retention_sweep_seconds
     if interval <= 0:
         return
     while not stop.is_set():
         try:
-            report = await run_sweep(platform)
+            report = await run_sweep(platform, registry=registry)
             logger.info("retention sweep removed %d items", report.removed)
         except Exception:
             logger.exception("retention sweep failed; retrying at the next interval")

@@ -76,8 +76,16 @@ class UnlocksRepository:
             query = query.where(UnlockRecord.device_id == device_id)
         return int((await self.session.execute(query)).scalar_one())
 
-    async def purge_received_before(self, cutoff: datetime) -> int:
-        result = await self.session.execute(
-            delete(UnlockRecord).where(UnlockRecord.received_at < cutoff)
+    async def received_before(self, cutoff: datetime, limit: int) -> list[tuple[str, str | None]]:
+        """Up to ``limit`` records received before ``cutoff``: (id, subject), oldest first."""
+        query = (
+            select(UnlockRecord.id, UnlockRecord.subject)
+            .where(UnlockRecord.received_at < cutoff)
+            .order_by(UnlockRecord.received_at, UnlockRecord.id)
+            .limit(limit)
         )
+        return [(row_id, subject) for row_id, subject in (await self.session.execute(query)).all()]
+
+    async def delete_records(self, ids: Sequence[str]) -> int:
+        result = await self.session.execute(delete(UnlockRecord).where(UnlockRecord.id.in_(ids)))
         return int(getattr(result, "rowcount", 0) or 0)

@@ -182,26 +182,6 @@ class UnlockService:
         )
         return Verification(record.id, record.device_id, reason is None, reason)
 
-    # --- retention -------------------------------------------------------------------------
-    def retention_cutoff(self) -> datetime:
-        return self.clock.now() - timedelta(days=self.platform.settings.unlock_retention_days)
-
-    async def purge_expired(self, cutoff: datetime, *, raw_events: int = 0) -> int:
-        """Delete records received before ``cutoff``; the count, audited (with the number of
-        raw device events the caller deleted alongside)."""
-        deleted = await self.repo.purge_received_before(cutoff)
-        await self.audit.record(
-            self.session,
-            action="unlocks.retention.purged",
-            actor="system",
-            details={
-                "records": deleted,
-                "raw_events": raw_events,
-                "retention_days": self.platform.settings.unlock_retention_days,
-            },
-        )
-        return deleted
-
 
 def _webhook_data(record: UnlockRecord) -> dict[str, Any]:
     return {
