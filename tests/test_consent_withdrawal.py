@@ -20,6 +20,7 @@ from anju.consent.service import ConsentService
 from anju.errors import AnjuError
 from anju.face.template import ProtectedTemplate
 from anju.platform import Platform
+from anju.privacy.vault import SealedValue
 from anju.retention.service import RetentionService
 from tests.support.consent import CLERK, ORG, face_notice, privacy_policy, publish, record
 
@@ -193,3 +194,26 @@ async def test_account_closure_withdraws_everything_and_anchors_retention(
                 "org-other", CLERK, "guest-c", channel="app"
             )
     assert unknown.value.code == "not_found"
+
+
+@pytest.mark.req("L4", "L11", "L6")
+async def test_a_batch_opening_checks_consent_like_a_single_one(platform: Platform) -> None:
+    async with platform.db.transaction() as session:
+        vault = ConsentedVault(platform)
+        phone = await vault.seal(session, "person.phone", "guest-m", "p-1", "13800138000")
+        name = await vault.seal(session, "person.name", "guest-m", "p-1", "张三")
+        # No consent to guest contact: refused, nothing decrypted.
+        with pytest.raises(ConsentRequired):
+            await vault.open_many(
+                session,
+                [SealedValue("person.phone", "guest-m", "p-1", phone, ORG)],
+                purpose="guest_contact",
+                actor=CLERK,
+            )
+        # Regulator reporting is a legal obligation: no consent needed.
+        assert await vault.open_many(
+            session,
+            [SealedValue("person.name", "guest-m", "p-1", name, ORG)],
+            purpose="regulator_report",
+            actor=CLERK,
+        ) == ["张三"]  # fmt: skip

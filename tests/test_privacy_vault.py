@@ -16,7 +16,7 @@ from anju.kit.keyring import FileKeyProvider
 from anju.platform import Platform
 from anju.privacy.column import EncryptedPI, Sealed
 from anju.privacy.models import SubjectDataKey
-from anju.privacy.vault import PIVault
+from anju.privacy.vault import PIVault, SealedValue
 
 pytestmark = pytest.mark.req("R16", "L14", "L3", "L11")
 
@@ -394,3 +394,39 @@ async def test_encrypted_column_accepts_only_sealed_values(platform: Platform) -
             )
             == ID_NUMBER
         )
+
+
+async def test_open_many_decrypts_a_batch_audits_each_value_and_checks_each_purpose(
+    platform: Platform,
+) -> None:
+    vault = PIVault(platform)
+    async with platform.db.transaction() as session:
+        a = await vault.seal(session, "person.name", "subj-a", "row-a", "张三")
+        b = await vault.seal(session, "person.document_number", "subj-b", "row-b", ID_NUMBER)
+        tmpl = await vault.seal(session, "biometric.face_template", "subj-b", "row-t", "t")
+    values = [
+        SealedValue("person.name", "subj-a", "row-a", a, "org-1"),
+        SealedValue("person.document_number", "subj-b", "row-b", b, "org-2"),
+    ]
+    async with platform.db.transaction() as session:
+        clear = await vault.open_many(
+            session, values, purpose="regulator_report", actor="system:reporting"
+        )
+    assert clear == ["张三", ID_NUMBER]
+    async with platform.db.transaction() as session:
+        events = await audit_rows(session, "pi.decrypted")
+    assert [(e["target"], e["details"]["field"]) for e in events] == [
+        ("subject:subj-a", "person.name"),
+        ("subject:subj-b", "person.document_number"),
+    ]
+    assert "张三" not in json.dumps(events, ensure_ascii=False)
+    # One value the purpose does not allow refuses the whole batch: nothing opened or audited.
+    async with platform.db.transaction() as session:
+        with pytest.raises(Forbidden):
+            await vault.open_many(
+                session,
+                [*values, SealedValue("biometric.face_template", "subj-b", "row-t", tmpl)],
+                purpose="regulator_report",
+                actor="system:reporting",
+            )
+        assert len(await audit_rows(session, "pi.decrypted")) == 2

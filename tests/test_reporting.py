@@ -25,6 +25,7 @@ from anju.reporting.rules import retry_ceiling_seconds
 from anju.reporting.service import PARKED_ALARM, ReportingService
 from anju.reporting.tasks import ReportSender
 from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, open_report, seal_report
+from anju.retention.policies import default_policies
 from anju.retention.tasks import run_sweep
 from tests.support.people import people
 from tests.support.reporting import (
@@ -364,7 +365,7 @@ async def test_the_retention_sweep_drops_old_delivered_reports_and_keeps_unresol
         regulator.fail_with = 400
         assert await send_all(sending_to(platform, regulator, tmp_path)) == 1
     pending = await queue_check_in(platform, guests[1], stay_id="stay-c")
-    clock.advance(days=180 + 1)  # the retention policy unlock_record (docs/retention.md)
+    clock.advance(days=default_policies()["unlock_record"].days + 1)
     await run_sweep(platform, registry=platform_sweepers())
     assert sorted(r.id for r in await reports(platform)) == sorted([parked, pending])
     assert delivered not in {r.id for r in await reports(platform)}

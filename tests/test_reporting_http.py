@@ -6,11 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from anju.cli.demo import demo_regulator
 from anju.cli.main import app
 from anju.kit.clock import FixedClock
 from anju.platform import Platform
+from anju.reporting.models import Report
 from anju.reporting.service import ReportingService
 from anju.settings import Settings
 from tests.support.accounts import login_token, make_admin, make_member_with_role
@@ -19,6 +22,11 @@ from tests.support.people import people
 from tests.support.reporting import fake_regulator, register_guest, send_all, sending_to
 
 runner = CliRunner()
+
+
+async def reports_of(platform: Platform) -> list[Report]:
+    async with platform.db.transaction() as session:
+        return list((await session.execute(select(Report))).scalars())
 
 
 async def queued_check_in(platform: Platform, org_id: str) -> str:
@@ -107,3 +115,20 @@ async def test_cli_lists_the_outbox_shows_the_log_and_retries_parked_reports(
     assert "not_found" in missing.output
     pending = await invoke(settings, "outbox", "--status", "pending")
     assert report_id in pending.stdout
+
+
+@pytest.mark.req("L6", "L1")
+async def test_the_demo_reports_to_a_fake_regulator_unless_one_is_configured(
+    platform: Platform, tmp_path: Path
+) -> None:
+    report_id = await queued_check_in(platform, "org-1")
+    with demo_regulator(platform, 0) as same:  # no demo building
+        assert same is platform
+    with demo_regulator(platform, 2) as demo:
+        assert demo.settings.regulator_enabled
+        assert await send_all(demo) == 1
+    assert [(r.id, r.status) for r in await reports_of(platform)] == [(report_id, "delivered")]
+    with fake_regulator(platform) as regulator:
+        configured = sending_to(platform, regulator, tmp_path)
+        with demo_regulator(configured, 2) as kept:
+            assert kept is configured  # a configured regulator is never replaced

@@ -3,6 +3,7 @@ one send pass, and the fake regulator (docs/reporting.md)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 CLI_ACTOR = "cli"
+logger = logging.getLogger("anju.reporting")
 
 
 def _when(value: object) -> str:

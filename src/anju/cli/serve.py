@@ -54,7 +54,8 @@ DemoOption = Annotated[
         min=0,
         max=200,
         help="Also run a simulated building of N locks on the embedded broker (made once, "
-        "kept under <data-dir>/demo/). `make run` uses 12. 0: none.",
+        "kept under <data-dir>/demo/) and, unless a regulator is configured, a fake regulator "
+        "receiving the reports on loopback. `make run` uses 12. 0: none.",
     ),
 ]
 

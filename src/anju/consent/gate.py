@@ -8,13 +8,15 @@ whose basis is the person's consent are opened only while the consent check answ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.consent.service import ConsentService
 from anju.errors import Forbidden
 from anju.privacy.column import Sealed
 from anju.privacy.inventory import PIField, Purpose
-from anju.privacy.vault import PIVault
+from anju.privacy.vault import PIVault, SealedValue
 
 #: Purposes that rest on a legal basis other than consent (PIPL art. 13), with that basis.
 NON_CONSENT_BASES: dict[Purpose, tuple[str, str]] = {
@@ -56,20 +58,7 @@ class ConsentedVault(PIVault):
         org_id: str | None = None,
     ) -> bytes:
         entry = self.field(field)
-        if needs_consent(purpose):
-            if org_id is None:
-                raise ConsentRequired(
-                    "需要机构上下文以核对同意 / an organisation is needed to check consent",
-                    details={"purpose": purpose, "status": "unknown"},
-                )
-            answer = await ConsentService(self._platform, session).check(
-                org_id, subject_id, purpose, entry.category.value
-            )
-            if not answer.allowed:
-                raise ConsentRequired(
-                    f"未取得有效同意 / no consent in force for {purpose}",
-                    details={"purpose": purpose, "status": answer.status.value},
-                )
+        await self._require_consent(session, entry, subject_id, purpose, org_id)
         return await super().open_bytes(
             session,
             entry,
@@ -80,3 +69,41 @@ class ConsentedVault(PIVault):
             actor=actor,
             org_id=org_id,
         )
+
+    async def open_many(
+        self,
+        session: AsyncSession,
+        values: Sequence[SealedValue],
+        *,
+        purpose: str,
+        actor: str,
+    ) -> list[str]:
+        for value in values:
+            entry = self.field(value.field)
+            await self._require_consent(session, entry, value.subject_id, purpose, value.org_id)
+        return await super().open_many(session, values, purpose=purpose, actor=actor)
+
+    async def _require_consent(
+        self,
+        session: AsyncSession,
+        entry: PIField,
+        subject_id: str,
+        purpose: str,
+        org_id: str | None,
+    ) -> None:
+        """Refuse a consent-based purpose unless the person's consent is in force."""
+        if not needs_consent(purpose):
+            return
+        if org_id is None:
+            raise ConsentRequired(
+                "需要机构上下文以核对同意 / an organisation is needed to check consent",
+                details={"purpose": purpose, "status": "unknown"},
+            )
+        answer = await ConsentService(self._platform, session).check(
+            org_id, subject_id, purpose, entry.category.value
+        )
+        if not answer.allowed:
+            raise ConsentRequired(
+                f"未取得有效同意 / no consent in force for {purpose}",
+                details={"purpose": purpose, "status": answer.status.value},
+            )

@@ -23,6 +23,13 @@ class ReportingRepository:
     async def report(self, report_id: str) -> Report | None:
         return await self.session.get(Report, report_id)
 
+    async def reports_by_id(self, ids: Sequence[str]) -> dict[str, Report]:
+        """The reports among ``ids`` that exist, by id (one query)."""
+        if not ids:
+            return {}
+        query = select(Report).where(Report.id.in_(list(ids)))
+        return {r.id: r for r in (await self.session.execute(query)).scalars()}
+
     async def by_dedup_key(self, key: str) -> Report | None:
         query = select(Report).where(Report.dedup_key == key)
         return (await self.session.execute(query)).scalar_one_or_none()

@@ -24,11 +24,12 @@ from anju.accounts.service import AccountService
 from anju.alarms.service import raise_platform_alarm
 from anju.audit import AuditLog
 from anju.db import new_id
-from anju.errors import Conflict, Forbidden, InvalidInput, NotFound
+from anju.errors import AnjuError, Conflict, Forbidden, InvalidInput, NotFound
 from anju.kit.wakeup import Wakeup
-from anju.people.service import Actor, PeopleService
+from anju.people.models import Person
 from anju.platform import Platform
 from anju.privacy.inventory import Purpose
+from anju.privacy.vault import PIVault, SealedValue
 from anju.reporting.models import Report, ReportAttempt, ReportedUnlock
 from anju.reporting.repository import ReportingRepository
 from anju.reporting.rules import (
@@ -82,6 +83,7 @@ class ReportingService:
         self.clock = platform.clock
         self.repo = ReportingRepository(session)
         self.audit = AuditLog(platform)
+        self.vault = PIVault(platform)
 
     # --- queueing (called by check-in / check-out and the unlock report job) ---------------
     async def queue_check_in(
@@ -191,12 +193,85 @@ class ReportingService:
 
     # --- the payload (built at send time) --------------------------------------------------
     async def payload_of(self, report: Report) -> dict[str, Any]:
-        """The minimised payload of ``report`` (docs/reporting.md lists every field and why).
+        """The minimised payload of ``report`` (docs/reporting.md lists every field and why)."""
+        built = (await self.payloads_of([report]))[report.id]
+        if isinstance(built, AnjuError):
+            raise built
+        return built
 
-        Check-in reports carry the guest's name and document (decrypted here, for the purpose
-        ``regulator_report``, each decryption audited); check-out and unlock reports refer to
-        the guest by the pseudonymous ``subject_id`` the check-in report introduced.
+    async def payloads_of(self, reports: Sequence[Report]) -> dict[str, dict[str, Any] | AnjuError]:
+        """The payload of each report, or why it cannot be built.
+
+        Check-in reports carry the guest's name and document, decrypted here for the purpose
+        ``regulator_report`` — all of a batch in one go, each decryption its own audit entry;
+        check-out and unlock reports refer to the guest by the pseudonymous ``subject_id`` the
+        check-in report introduced.
         """
+        out: dict[str, dict[str, Any] | AnjuError] = {}
+        identities: list[tuple[dict[str, Any], Person, str]] = []
+        for report in reports:
+            body = await self._skeleton(report)
+            out[report.id] = body
+            if report.kind != ReportKind.CHECK_IN:
+                continue
+            assert report.subject_id is not None
+            person = await self.repo.person_of(report.org_id, report.subject_id)
+            if person is None or person.status != "active":
+                out[report.id] = ReportPayloadUnavailable(
+                    "住客信息已删除，无法报送 / the guest's data was deleted before sending"
+                )
+                continue
+            identities.append((body, person, report.org_id))
+        if identities:
+            await self._fill_identities(identities, out)
+        return out
+
+    async def _fill_identities(
+        self,
+        identities: list[tuple[dict[str, Any], Person, str]],
+        out: dict[str, dict[str, Any] | AnjuError],
+    ) -> None:
+        """Decrypt name and document of every check-in of a batch (one audit append); when the
+        batch fails, each report on its own, so one bad row does not hold back the others."""
+
+        async def opened(group: list[tuple[dict[str, Any], Person, str]]) -> list[str]:
+            values = [
+                SealedValue(f"person.{column}", person.subject_id, person.id, sealed, org_id)
+                for _, person, org_id in group
+                for column, sealed in (
+                    ("name", person.name),
+                    ("document_number", person.document_number),
+                )
+                if sealed is not None
+            ]
+            if len(values) != 2 * len(group):
+                raise ReportPayloadUnavailable(
+                    "住客信息不完整 / the guest's identity is incomplete"
+                )
+            return await self.vault.open_many(
+                self.session, values, purpose=Purpose.REGULATOR_REPORT, actor=SENDER_ACTOR
+            )
+
+        try:
+            groups = [(identities, await opened(identities))]
+        except AnjuError:
+            groups = []
+            for one in identities:
+                try:
+                    groups.append(([one], await opened([one])))
+                except AnjuError as exc:
+                    out[one[0]["report_id"]] = exc
+        for group, clear in groups:
+            for i, (body, person, _) in enumerate(group):
+                body["guest"] = {
+                    "subject_id": person.subject_id,
+                    "name": clear[2 * i],
+                    "document_type": person.document_type,
+                    "document_number": clear[2 * i + 1],
+                }
+
+    async def _skeleton(self, report: Report) -> dict[str, Any]:
+        """Everything of the payload but the guest's identity."""
         body: dict[str, Any] = {
             "format": PAYLOAD_FORMAT,
             "report_id": report.id,
@@ -227,27 +302,11 @@ class ReportingService:
             body["unavailable_record_ids"] = sorted(set(ids) - {r.id for r in records})
             return body
         assert report.occurred_at is not None
-        assert report.subject_id is not None
         body["stay_id"] = report.stay_id
         body["room"] = {"room_id": report.room_id}
         body["at"] = shanghai_time(report.occurred_at)
         if report.kind == ReportKind.CHECK_OUT:
             body["guest"] = {"subject_id": report.subject_id}
-            return body
-        person = await self.repo.person_of(report.org_id, report.subject_id)
-        if person is None or person.status != "active":
-            raise ReportPayloadUnavailable(
-                "住客信息已删除，无法报送 / the guest's data was deleted before sending"
-            )
-        people = PeopleService(self.platform, self.session)
-        actor = Actor(SENDER_ACTOR, report.org_id)
-        purpose = Purpose.REGULATOR_REPORT
-        body["guest"] = {
-            "subject_id": report.subject_id,
-            "name": await people.open_field(person, "name", purpose, actor),
-            "document_type": person.document_type,
-            "document_number": await people.open_field(person, "document_number", purpose, actor),
-        }
         return body
 
     # --- delivery (the sender) -------------------------------------------------------------
@@ -287,8 +346,9 @@ class ReportingService:
         """Log each attempt: delivered, retried later with back-off, or parked on a refusal."""
         now = self.clock.now()
         cap = self.platform.settings.regulator_retry_cap_seconds
+        rows = await self.repo.reports_by_id([r.report_id for r in results])
         for result in results:
-            report = await self.repo.report(result.report_id)
+            report = rows.get(result.report_id)
             if report is None or report.status != ReportStatus.PENDING:
                 continue
             report.attempts += 1

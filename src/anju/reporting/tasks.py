@@ -113,14 +113,13 @@ class ReportSender:
         work: list[tuple[str, bytes]] = []
         async with self.platform.db.transaction() as session:
             service = ReportingService(self.platform, session)
-            for report_id in report_ids:
-                report = await service.repo.report(report_id)
-                if report is None:
-                    continue
-                try:
-                    payload = await service.payload_of(report)
-                except AnjuError as exc:
-                    await service.park(report, exc.code)
+            rows = await service.repo.reports_by_id(report_ids)
+            reports = [rows[i] for i in report_ids if i in rows]
+            payloads = await service.payloads_of(reports)
+            for report in reports:
+                payload = payloads[report.id]
+                if isinstance(payload, AnjuError):
+                    await service.park(report, payload.code)
                     continue
                 work.append((report.id, seal_report(payload, signer, self.recipient)))
         return list(await asyncio.gather(*(self._post(rid, body) for rid, body in work)))
