@@ -126,6 +126,22 @@ class CommandsRepository:
         query = query.with_for_update(skip_locked=device_id is None)
         return (await self.session.execute(query)).scalars().all()
 
+    async def pending_of_device(
+        self, device_id: str, *, limit: int
+    ) -> tuple[Sequence[DeviceCommand], str | None]:
+        """The device's pending commands in sequence order (at most ``limit``), locked, and
+        the device's status (None when there is no such device or nothing is pending)."""
+        status = select(Device.status).where(Device.id == device_id).scalar_subquery()
+        query = (
+            select(DeviceCommand, status)
+            .where(DeviceCommand.device_id == device_id, DeviceCommand.status.in_(PENDING))
+            .order_by(DeviceCommand.seq)
+            .limit(limit)
+            .with_for_update(of=DeviceCommand)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [row[0] for row in rows], (rows[0][1] if rows else None)
+
     async def with_work(
         self, device_ids: Sequence[str], now: datetime, retry_before: datetime
     ) -> set[str]:
