@@ -66,6 +66,18 @@ class CommandsRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def commands_for_update(self, command_ids: Sequence[str]) -> Sequence[DeviceCommand]:
+        """The commands among ``command_ids`` that exist, locked (in id order)."""
+        if not command_ids:
+            return []
+        query = (
+            select(DeviceCommand)
+            .where(DeviceCommand.id.in_(sorted(set(command_ids))))
+            .order_by(DeviceCommand.id)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
     async def pending_by_ids(
         self, command_ids: Sequence[str], now: datetime
     ) -> Sequence[DeviceCommand]:

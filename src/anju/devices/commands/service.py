@@ -293,19 +293,22 @@ class CommandService:
         invalid code raises before anything is recorded."""
         for ack in acks:
             check_result_code(ack.code)
+        # The commands of the whole batch in one locking read, updated in one flush.
+        valid = [a for a in acks if HEX_ID.match(a.device_id) and len(a.command_id) <= 64]
+        found = await self.repo.commands_for_update([a.command_id for a in valid])
+        by_id = {c.id: c for c in found}
+        loaded = {id(a): by_id.get(a.command_id) for a in valid}
         entries: list[NewEntry] = []
-        results = [await self._apply_ack(ack, entries) for ack in acks]
+        results = [self._apply_ack(ack, loaded.get(id(ack)), entries) for ack in acks]
+        await self.session.flush()
         if entries:
             await self.audit.record_at_commit(self.session, entries)
         return results
 
-    async def _apply_ack(self, ack: DeviceAck, entries: list[NewEntry]) -> DeviceCommand | None:
-        device_id, command_id = ack.device_id, ack.command_id
-        command = (
-            await self.repo.command(command_id, for_update=True)
-            if HEX_ID.match(device_id) and len(command_id) <= 64
-            else None
-        )
+    def _apply_ack(
+        self, ack: DeviceAck, command: DeviceCommand | None, entries: list[NewEntry]
+    ) -> DeviceCommand | None:
+        device_id = ack.device_id
         if command is None or command.device_id != device_id or command.attempts == 0:
             self.counters.ignored_acks += 1
             return None
@@ -321,7 +324,6 @@ class CommandService:
         command.finished_at = now
         command.status = CommandStatus.ACKED if ack.ok else CommandStatus.FAILED
         command.result_code = None if ack.ok else (ack.code or DEVICE_FAILED)
-        await self.session.flush()
         details = self._details(command)
         if late:
             details["late"] = True
