@@ -66,6 +66,18 @@ class CommandsRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def commands_for_update(self, command_ids: Sequence[str]) -> Sequence[DeviceCommand]:
+        """The commands among ``command_ids`` that exist, locked (in id order)."""
+        if not command_ids:
+            return []
+        query = (
+            select(DeviceCommand)
+            .where(DeviceCommand.id.in_(sorted(set(command_ids))))
+            .order_by(DeviceCommand.id)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
     async def pending_by_ids(
         self, command_ids: Sequence[str], now: datetime
     ) -> Sequence[DeviceCommand]:
@@ -125,6 +137,22 @@ class CommandsRepository:
         # The sweep of several processes must not wait on (or handle twice) the same rows.
         query = query.with_for_update(skip_locked=device_id is None)
         return (await self.session.execute(query)).scalars().all()
+
+    async def pending_of_device(
+        self, device_id: str, *, limit: int
+    ) -> tuple[Sequence[DeviceCommand], str | None]:
+        """The device's pending commands in sequence order (at most ``limit``), locked, and
+        the device's status (None when there is no such device or nothing is pending)."""
+        status = select(Device.status).where(Device.id == device_id).scalar_subquery()
+        query = (
+            select(DeviceCommand, status)
+            .where(DeviceCommand.device_id == device_id, DeviceCommand.status.in_(PENDING))
+            .order_by(DeviceCommand.seq)
+            .limit(limit)
+            .with_for_update(of=DeviceCommand)
+        )
+        rows = (await self.session.execute(query)).all()
+        return [row[0] for row in rows], (rows[0][1] if rows else None)
 
     async def with_work(
         self, device_ids: Sequence[str], now: datetime, retry_before: datetime

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +81,13 @@ class DeviceAck:
     command_id: str
     ok: bool
     code: str | None
+
+
+def _retry_due(command: DeviceCommand, *, retry_before: datetime, new_session: bool) -> bool:
+    """What the repository's ``_retry_due`` condition says of a loaded command."""
+    if command.sent_at is None:
+        return False
+    return new_session or command.sent_at <= retry_before
 
 
 def command_not_found() -> NotFound:
@@ -197,14 +205,40 @@ class CommandService:
             raise InvalidInput(f"limit: 1–{MAX_DELIVERABLE}")
         now = self.clock.now()
         retry_before = now - self.retry_interval
-        await self._close_due(now, retry_before, device_id=device_id, new_session=new_session)
-        device = await self.repo.device(device_id)
-        if device is None or device.status not in HANDSHAKE_STATUSES:
-            return []  # only a device that may connect receives anything
-        rows = await self.repo.due_for_delivery(
-            device_id, now, retry_before, new_session=new_session, limit=limit
+        # Usually one statement: every pending command of the device (locked) with the
+        # device's status, sorted here into those to close and those to send.
+        pending, status = await self.repo.pending_of_device(device_id, limit=SWEEP_BATCH)
+        if len(pending) >= SWEEP_BATCH:  # a long backlog: let the database pick
+            await self._close_due(now, retry_before, device_id=device_id, new_session=new_session)
+            device = await self.repo.device(device_id)
+            if device is None or device.status not in HANDSHAKE_STATUSES:
+                return []
+            rows = await self.repo.due_for_delivery(
+                device_id, now, retry_before, new_session=new_session, limit=limit
+            )
+            return list(rows)
+        due = partial(_retry_due, retry_before=retry_before, new_session=new_session)
+        await self._close(
+            [
+                c
+                for c in pending
+                if c.expires_at <= now
+                or (c.status == CommandStatus.SENT and c.attempts >= c.max_attempts and due(c))
+            ],
+            now,
         )
-        return list(rows)
+        if status not in HANDSHAKE_STATUSES:
+            return []  # only a device that may connect receives anything
+        sendable = [
+            c
+            for c in pending
+            if c.expires_at > now
+            and (
+                c.status == CommandStatus.QUEUED
+                or (c.status == CommandStatus.SENT and c.attempts < c.max_attempts and due(c))
+            )
+        ]
+        return sendable[:limit]
 
     async def with_work(self, device_ids: Sequence[str]) -> set[str]:
         """Of ``device_ids``, the devices for which :meth:`deliverable` (on a continuing
@@ -259,19 +293,22 @@ class CommandService:
         invalid code raises before anything is recorded."""
         for ack in acks:
             check_result_code(ack.code)
+        # The commands of the whole batch in one locking read, updated in one flush.
+        valid = [a for a in acks if HEX_ID.match(a.device_id) and len(a.command_id) <= 64]
+        found = await self.repo.commands_for_update([a.command_id for a in valid])
+        by_id = {c.id: c for c in found}
+        loaded = {id(a): by_id.get(a.command_id) for a in valid}
         entries: list[NewEntry] = []
-        results = [await self._apply_ack(ack, entries) for ack in acks]
+        results = [self._apply_ack(ack, loaded.get(id(ack)), entries) for ack in acks]
+        await self.session.flush()
         if entries:
             await self.audit.record_at_commit(self.session, entries)
         return results
 
-    async def _apply_ack(self, ack: DeviceAck, entries: list[NewEntry]) -> DeviceCommand | None:
-        device_id, command_id = ack.device_id, ack.command_id
-        command = (
-            await self.repo.command(command_id, for_update=True)
-            if HEX_ID.match(device_id) and len(command_id) <= 64
-            else None
-        )
+    def _apply_ack(
+        self, ack: DeviceAck, command: DeviceCommand | None, entries: list[NewEntry]
+    ) -> DeviceCommand | None:
+        device_id = ack.device_id
         if command is None or command.device_id != device_id or command.attempts == 0:
             self.counters.ignored_acks += 1
             return None
@@ -287,7 +324,6 @@ class CommandService:
         command.finished_at = now
         command.status = CommandStatus.ACKED if ack.ok else CommandStatus.FAILED
         command.result_code = None if ack.ok else (ack.code or DEVICE_FAILED)
-        await self.session.flush()
         details = self._details(command)
         if late:
             details["late"] = True
@@ -328,6 +364,10 @@ class CommandService:
         rows = await self.repo.due_to_close(
             now, retry_before, device_id=device_id, new_session=new_session, limit=SWEEP_BATCH
         )
+        return await self._close(rows, now)
+
+    async def _close(self, rows: Sequence[DeviceCommand], now: datetime) -> int:
+        """Close commands past their TTL as expired and the others (out of sends) as failed."""
         entries = []
         for command in rows:
             details = self._details(command)
