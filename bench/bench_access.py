@@ -147,9 +147,9 @@ async def paced(rate: float, count: int, call: Any) -> None:
         await asyncio.gather(*list(tasks))
 
 
-async def generator() -> None:
-    import httpx
-
+async def access_locks_ready() -> tuple[dict[str, Any], AccessLocks, list[Connected]]:
+    """The generator's start: read the spec, connect every lock acting as its firmware for
+    access commands, and say ``ready`` once the gateway holds their sessions."""
     from anju.kit.crypto import SM2PublicKey
 
     spec, _ = await generator_stdin()
@@ -163,6 +163,13 @@ async def generator() -> None:
     ]
     await asyncio.sleep(1.0)  # let the gateway record the sessions
     print("ready", flush=True)
+    return spec, locks, devices
+
+
+async def generator() -> None:
+    import httpx
+
+    spec, locks, devices = await access_locks_ready()
 
     errors: list[str] = []
     http_ms: list[float] = []

@@ -28,14 +28,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from bench.bench_access import AccessLocks
+from bench.bench_access import access_locks_ready
 from bench.fleet import (
     SteppingClock,
     bench_platform,
-    connect_device,
     generator_main,
-    generator_stdin,
-    open_secure_elements,
     percentiles,
     private_mosquitto,
     profiled,
@@ -52,19 +49,9 @@ GUESTS_PER_BOOKING = 2
 async def generator() -> None:
     import httpx
 
-    from anju.kit.crypto import SM2PrivateKey, SM2PublicKey
+    from anju.kit.crypto import SM2PrivateKey
 
-    spec, _ = await generator_stdin()
-    ca = SM2PublicKey.from_pem(spec["ca_pem"])
-    elements = open_secure_elements(spec["devices"])
-    by_id = {d["device_id"]: se for d, se in zip(spec["devices"], elements, strict=True)}
-    locks = AccessLocks(ca, by_id)
-    devices = [
-        await connect_device(d, se, ca, spec["host"], spec["port"], on_message=locks.on_command)
-        for d, se in zip(spec["devices"], elements, strict=True)
-    ]
-    await asyncio.sleep(1.0)  # let the gateway record the sessions
-    print("ready", flush=True)
+    spec, locks, devices = await access_locks_ready()
 
     errors: list[str] = []
     http_ms: list[float] = []
