@@ -38,16 +38,15 @@ from bench.fleet import (
     connect_device,
     generator_main,
     generator_stdin,
+    locks_spec,
+    measured_generator,
     now_ms,
     open_secure_elements,
     percentiles,
     private_mosquitto,
-    profiled,
     provision,
-    read_line,
     scratch_dir,
     served,
-    start_generator,
 )
 
 PUSH_TARGET_P99_MS = 150.0
@@ -250,7 +249,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.accounts import make_admin
 
     from anju.access.models import AccessDelivery, AccessLockOperation
-    from anju.devices.ca import ca_public_key_pem
 
     tmp = scratch_dir("anju-bench-access-")
     clock = SteppingClock()
@@ -262,13 +260,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             private_mosquitto(platform, tmp / "mosquitto") as broker,
             served(platform, broker) as (_gateway, api),
         ):
-            spec = {
-                "ca_pem": ca_public_key_pem(platform.keys),
-                "host": broker.address.host,
-                "port": broker.address.port,
-                "devices": fleet.devices,
-                "api": api,
-                "token": token,
+            spec = locks_spec(platform, broker, fleet, api, token) | {
                 "grants": grants,
                 "subjects": subjects[: args.freezes],
                 "rate": args.rate,
@@ -276,15 +268,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "freezes": min(args.freezes, len(subjects)),
                 "freeze_rate": args.freeze_rate,
             }
-            gen = await start_generator("bench.bench_access", spec)
-            assert (await read_line(gen, 900))[0] == "ready"
-            with profiled(args.profile):
-                cpu0 = time.process_time()
-                words = await read_line(gen, args.seconds + 600)
-                cpu = time.process_time() - cpu0
-            assert words[0] == "done", words
-            client = json.loads(" ".join(words[1:]))
-            await gen.wait()
+            client, cpu = await measured_generator(
+                "bench.bench_access", spec, args.profile, args.seconds + 600
+            )
         async with platform.db.transaction() as session:
             deliveries = (
                 await session.execute(

@@ -33,14 +33,13 @@ from bench.fleet import (
     SteppingClock,
     bench_platform,
     generator_main,
+    locks_spec,
+    measured_generator,
     percentiles,
     private_mosquitto,
-    profiled,
     provision,
-    read_line,
     scratch_dir,
     served,
-    start_generator,
 )
 
 GUESTS_PER_BOOKING = 2
@@ -183,7 +182,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.accounts import make_admin
 
     from anju.access.models import AccessDelivery
-    from anju.devices.ca import ca_public_key_pem
 
     tmp = scratch_dir("anju-bench-checkin-")
     clock = SteppingClock()
@@ -197,24 +195,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             private_mosquitto(platform, tmp / "mosquitto") as broker,
             served(platform, broker) as (_gateway, api),
         ):
-            spec = {
-                "ca_pem": ca_public_key_pem(platform.keys),
-                "host": broker.address.host,
-                "port": broker.address.port,
-                "devices": fleet.devices,
-                "api": api,
-                "token": token,
+            spec = locks_spec(platform, broker, fleet, api, token) | {
                 "rounds": plan,
             }
-            gen = await start_generator("bench.bench_checkin", spec)
-            assert (await read_line(gen, 900))[0] == "ready"
-            with profiled(args.profile):
-                cpu0 = time.process_time()
-                words = await read_line(gen, 1800)
-                cpu = time.process_time() - cpu0
-            assert words[0] == "done", words
-            client = json.loads(" ".join(words[1:]))
-            await gen.wait()
+            client, cpu = await measured_generator("bench.bench_checkin", spec, args.profile, 1800)
         async with platform.db.transaction() as session:
             deliveries = (
                 await session.execute(

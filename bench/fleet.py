@@ -443,3 +443,33 @@ if __name__ == "__main__":
         )
     )
     print(json.dumps(_made))
+
+
+def locks_spec(platform: Any, broker: Any, fleet: Fleet, api: str, token: str) -> dict[str, Any]:
+    """What a generator needs to connect the fleet's locks and call the API as ``token``."""
+    from anju.devices.ca import ca_public_key_pem
+
+    return {
+        "ca_pem": ca_public_key_pem(platform.keys),
+        "host": broker.address.host,
+        "port": broker.address.port,
+        "devices": fleet.devices,
+        "api": api,
+        "token": token,
+    }
+
+
+async def measured_generator(
+    module: str, spec: dict[str, Any], profile: str | None, within: float
+) -> tuple[dict[str, Any], float]:
+    """Start ``module``'s generator, wait for ``ready``, then measure this process (CPU seconds,
+    and cProfile into ``profile``) until the generator's ``done`` summary; (summary, CPU s)."""
+    gen = await start_generator(module, spec)
+    assert (await read_line(gen, 900))[0] == "ready"
+    with profiled(profile):
+        cpu0 = time.process_time()
+        words = await read_line(gen, within)
+        cpu = time.process_time() - cpu0
+    assert words[0] == "done", words
+    await gen.wait()
+    return json.loads(" ".join(words[1:])), cpu
