@@ -11,6 +11,12 @@ from anju.errors import InvalidInput
 #: China Standard Time: no daylight saving since 1991, so a fixed +08:00 is exact.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 FIRST_RETRY_SECONDS = 5
+#: While the regulator is down, the sender probes it with one report at a time: the first
+#: probe a second after the failure, then doubling, at most every 30 s — so the catch-up starts
+#: within 30 s of the regulator coming back, and an hour's outage costs about 125 attempts,
+#: not one per queued report per back-off.
+FIRST_PROBE_SECONDS = 1
+PROBE_CAP_SECONDS = 30
 #: Unlock records per unlock report (a bounded body; a busy window makes several reports).
 UNLOCKS_PER_REPORT = 500
 
@@ -50,6 +56,18 @@ def retry_delay_seconds(attempts: int, cap_seconds: float) -> float:
 def retry_ceiling_seconds(attempts: int, cap_seconds: float) -> float:
     """The longest wait after ``attempts`` failures (what a test advances its clock by)."""
     return float(min(cap_seconds, FIRST_RETRY_SECONDS * 2 ** max(0, min(attempts, 30) - 1)))
+
+
+def probe_delay_seconds(failed_probes: int) -> float:
+    """How long the sender waits before probing again after ``failed_probes`` in a row."""
+    doubled = FIRST_PROBE_SECONDS * 2 ** max(0, min(failed_probes, 30) - 1)
+    return float(min(PROBE_CAP_SECONDS, doubled))
+
+
+def unavailable(status_code: int | None) -> bool:
+    """Whether an answer means the regulator as a whole is down or failing (no answer, 5xx),
+    not that one report was refused."""
+    return status_code is None or status_code >= 500
 
 
 def parks(status_code: int | None) -> bool:

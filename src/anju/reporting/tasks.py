@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 import httpx
 
@@ -23,7 +24,7 @@ from anju.errors import AnjuError, ConfigurationError
 from anju.kit.aio import wait_any
 from anju.kit.crypto import SM2PublicKey
 from anju.platform import Platform
-from anju.reporting.rules import parks
+from anju.reporting.rules import probe_delay_seconds, unavailable
 from anju.reporting.service import REPORTS_QUEUED, AttemptResult, ReportingService
 from anju.reporting.wire import IDEMPOTENCY_HEADER, PATH, REPORT_SIGNER, seal_report
 
@@ -60,7 +61,8 @@ class ReportSender:
         if self.enabled and not settings.regulator_url:
             raise ConfigurationError("regulator_url is not set (docs/reporting.md)")
         self.recipient = regulator_key(platform) if self.enabled else None
-        self._reachable = True  # until a pass finds otherwise
+        self._failed_probes = 0  # passes in a row that found the regulator down
+        self._probe_at = platform.clock.now()
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
@@ -72,33 +74,34 @@ class ReportSender:
         await self._client.aclose()
 
     async def send_due(self) -> int:
-        """Send every due report (up to ``batch``) once; how many were attempted.
+        """Send due reports (up to ``batch``) once; how many were attempted.
 
-        After a pass that found the regulator unreachable or failing, the first report goes
-        alone as a probe: if it fails again (transport error, 5xx), the rest of the batch backs
-        off with it *unbuilt* — no PI is decrypted for reports that cannot be delivered now.
+        While the regulator is down (the last pass got no answer or a 5xx), a pass sends one
+        report alone as a probe, and only when the probe delay is up
+        (:func:`~anju.reporting.rules.probe_delay_seconds`); the other due reports are left as
+        they are — not built (no PI decrypted), not attempted, not pushed back — so they all go
+        out as soon as a probe gets through.
         """
         if self.recipient is None:
+            return 0
+        now = self.platform.clock.now()
+        if self._failed_probes and now < self._probe_at:
             return 0
         async with self.platform.db.transaction() as session:
             claimed = [
                 r.id
                 for r in await ReportingService(self.platform, session).claim_due(
-                    self.batch, lease_seconds=self.timeout + 30
+                    1 if self._failed_probes else self.batch, lease_seconds=self.timeout + 30
                 )
             ]
         if not claimed:
             return 0
-        if self._reachable:
-            results = await self._send(claimed)
+        results = await self._send(claimed)
+        if any(unavailable(r.status_code) for r in results):
+            self._failed_probes += 1
+            self._probe_at = now + timedelta(seconds=probe_delay_seconds(self._failed_probes))
         else:
-            results = await self._send(claimed[:1])
-            if results and not results[0].ok and not parks(results[0].status_code):
-                held = [AttemptResult(rid, None, 0, "regulator_unavailable") for rid in claimed[1:]]
-                results += held
-            else:
-                results += await self._send(claimed[1:])
-        self._reachable = not any(r.status_code is None or r.status_code >= 500 for r in results)
+            self._failed_probes = 0
         async with self.platform.db.transaction() as session:
             await ReportingService(self.platform, session).record_results(results)
         return len(results)
