@@ -29,6 +29,7 @@ import time
 import tracemalloc
 from typing import Any
 
+from anju.kit import aio
 from bench.fleet import (
     Connected,
     bench_platform,
@@ -255,12 +256,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.generator:
-        asyncio.run(generator())
+        aio.run(generator())
         return
     print(f"# {load_average()} before the run", flush=True)
-    r = asyncio.run(
-        run(args.devices, args.generators, args.concurrency, args.hold, args.trace_memory)
-    )
+    r = aio.run(run(args.devices, args.generators, args.concurrency, args.hold, args.trace_memory))
     report(r)
     print(f"# {load_average()} after the run", flush=True)
 

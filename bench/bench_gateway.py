@@ -23,6 +23,7 @@ import asyncio
 import time
 from typing import Any
 
+from anju.kit import aio
 from bench.fleet import (
     bench_platform,
     connect_device,
@@ -216,20 +217,18 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=20)
     args = parser.parse_args()
     if args.generator:
-        asyncio.run(generator())
+        aio.run(generator())
         return
     print(f"# {load_average()} before the run", flush=True)
     if args.minutes:
-        r = asyncio.run(run("mosquitto", "postgres", args.devices, args.rate, args.minutes * 60))
+        r = aio.run(run("mosquitto", "postgres", args.devices, args.rate, args.minutes * 60))
         report(r, TARGET)
         print(soak_verdict(r, args.minutes, args.max_growth), flush=True)
     else:
-        r = asyncio.run(run("mosquitto", "postgres", args.devices, args.rate, args.seconds))
+        r = aio.run(run("mosquitto", "postgres", args.devices, args.rate, args.seconds))
         report(r, TARGET)
         embedded_seconds = min(args.seconds, 10.0)
-        r = asyncio.run(
-            run("embedded", "sqlite", args.devices, args.embedded_rate, embedded_seconds)
-        )
+        r = aio.run(run("embedded", "sqlite", args.devices, args.embedded_rate, embedded_seconds))
         report(r, 1000)
     print(f"# {load_average()} after the run", flush=True)
 

@@ -35,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from anju.kit import aio
+
 POSTGRES_URL = os.environ.get(
     "ANJU_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -287,10 +289,10 @@ def generator_main(
     parser.add_argument("--profile", help="write the platform process's cProfile stats here")
     args = parser.parse_args()
     if args.generator:
-        asyncio.run(generator())
+        aio.run(generator())
         return
     print(f"# {load_average()} before the run", flush=True)
-    report(asyncio.run(run(args)))
+    report(aio.run(run(args)))
     print(f"# {load_average()} after the run", flush=True)
 
 
@@ -437,7 +439,7 @@ async def connect_device(
 if __name__ == "__main__":
     _dir, _url, _se, _count, _org, _workers = sys.argv[1:7]
     Path(_se).mkdir(parents=True, exist_ok=True)
-    _made = asyncio.run(
+    _made = aio.run(
         _provision_here(
             Path(_dir), _url, Path(_se), int(_count), None if _org == "-" else _org, int(_workers)
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.errors import AnjuError
+from anju.kit import aio
 from anju.platform import Platform, open_platform
 from anju.settings import Settings, load_settings
 
@@ -45,7 +45,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine as a CLI boundary; domain errors become a clean message and exit 1."""
     try:
-        return asyncio.run(coro)
+        return aio.run(coro)
     except AnjuError as exc:
         fail(f"{exc.message} [{exc.code}]")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ from anju.demo.journey import StayJourney
 from anju.demo.steps import Journey
 from anju.demo.world import check_fresh, demo_settings, demo_world
 from anju.errors import AnjuError
+from anju.kit import aio
 from anju.kit.clock import SystemClock
 
 
@@ -54,7 +54,7 @@ def demo(
             await StayJourney(world, guests, journey).run()
 
     try:
-        asyncio.run(go())
+        aio.run(go())
     except AnjuError as exc:
         fail(f"{exc.message} [{exc.code}]", code=1)
     typer.echo(journey.summary())

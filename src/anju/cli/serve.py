@@ -24,6 +24,7 @@ from anju.db import Database
 from anju.errors import AnjuError, ConfigurationError
 from anju.gateway.metrics import GatewayCollector
 from anju.gateway.runner import Gateway, serve_gateway
+from anju.kit import aio
 from anju.kit.aio import wait_any
 from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
@@ -77,7 +78,7 @@ def serve(
         fail(f"configuration error: {exc}", code=EXIT_CONFIGURATION)
     configure_logging(settings.log_level, json_output=settings.log_json)
     try:
-        asyncio.run(run_server(settings, demo_building=demo_building))
+        aio.run(run_server(settings, demo_building=demo_building))
     except ConfigurationError as exc:
         fail(f"拒绝启动 / refusing to start: {exc.message}", code=EXIT_CONFIGURATION)
     except AnjuError as exc:
