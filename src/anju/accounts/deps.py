@@ -18,7 +18,7 @@ from anju.api.deps import DbSession, PlatformDep
 from anju.errors import Unauthenticated
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     """The token of ``Authorization: Bearer <token>`` (no database access)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
