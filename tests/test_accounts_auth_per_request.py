@@ -69,6 +69,12 @@ async def test_changes_to_a_session_account_or_organisation_apply_to_the_next_re
         assert code_of(signed_out) == "unauthenticated"
 
 
+async def last_seen(platform: Platform) -> list[object]:
+    async with platform.db.transaction() as session:
+        rows = await session.execute(text("SELECT last_seen_at FROM login_sessions"))
+        return [row[0] for row in rows]
+
+
 @pytest.mark.req("F1")
 async def test_an_idle_session_is_refused_and_activity_keeps_one_alive(
     platform: Platform, clock: FixedClock
@@ -77,8 +83,19 @@ async def test_an_idle_session_is_refused_and_activity_keeps_one_alive(
     idle = platform.settings.session_idle_seconds
     async with api_client(platform) as client:
         headers = await signed_in(client, clock, admin, step_up=False)
-        for _ in range(3):  # each request moves the idle deadline on
-            clock.advance(seconds=idle - 5)
+        # The idle clock moves at most once a minute: within the minute nothing is written.
+        recorded = await last_seen(platform)
+        clock.advance(seconds=59)
+        assert (await me(client, headers)).status_code == 200
+        assert await last_seen(platform) == recorded
+        clock.advance(seconds=2)
+        assert (await me(client, headers)).status_code == 200
+        assert await last_seen(platform) != recorded
+        for _ in range(5):  # requests 50 s apart: some move the clock, none is refused
+            clock.advance(seconds=50)
+            assert (await me(client, headers)).status_code == 200
+        for _ in range(3):  # each request moves the idle deadline on (ending at most 60 s early)
+            clock.advance(seconds=idle - 60)
             assert (await me(client, headers)).status_code == 200
         clock.advance(seconds=idle)
         assert (await me(client, headers)).status_code == 401

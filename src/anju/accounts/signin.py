@@ -30,6 +30,11 @@ from anju.errors import AccountLocked, Conflict, Forbidden, Unauthenticated
 if TYPE_CHECKING:
     from anju.accounts.service import AccountService
 
+# The idle clock moves at most once a minute per session: a request within a minute of the
+# last recorded one writes nothing (an idle timeout of N minutes then ends the session between
+# N − 1 and N minutes after the last request — never later).
+IDLE_CLOCK_STEP = timedelta(seconds=60)
+
 
 class SignInService(ServiceBase):
     # --- sign-in ---------------------------------------------------------------------------
@@ -199,7 +204,8 @@ class SignInService(ServiceBase):
             raise PasswordChangeRequired(
                 "请先修改临时密码 / change the temporary password first (POST /api/v1/me/password)"
             )
-        self.repo.touch_session_at_commit(row, now)
+        if now - row.last_seen_at >= IDLE_CLOCK_STEP:
+            self.repo.touch_session_at_commit(row, now)
         roles = frozenset(Role(r) for r in role_names)
         return Principal(
             kind="account",
