@@ -49,6 +49,21 @@ async def head(session: AsyncSession) -> tuple[int, bytes | None, int]:
     return int(row[0]) + 1, bytes(row[1]), 0 if row[2] is None else int(row[2])
 
 
+async def lock_and_head(session: AsyncSession) -> tuple[int, bytes | None, int]:
+    """:func:`lock_tree`, then :func:`head` read after the lock was granted. On PostgreSQL in
+    one round trip: the function ``anju_audit_lock_head`` (migration 0024) takes the lock and
+    reads the head with a fresh snapshot."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await head(session)
+    row = (
+        await session.execute(
+            text("SELECT tree_size, last_leaf, signed_size FROM anju_audit_lock_head(:k)"),
+            {"k": TREE_LOCK_KEY},
+        )
+    ).one()
+    return int(row[0]), None if row[1] is None else bytes(row[1]), int(row[2])
+
+
 async def perfect_hashes(
     session: AsyncSession, positions: Iterable[tuple[int, int]]
 ) -> dict[tuple[int, int], bytes]:
@@ -98,6 +113,47 @@ async def load_frontier(session: AsyncSession, size: int) -> merkle.Frontier:
     if missing:
         raise LookupError(f"audit tree is missing stored subtree(s) {missing} at size {size}")
     return merkle.Frontier.from_hashes(size, [stored[p] for p in positions])
+
+
+_INSERT_ENTRIES_AND_NODES = text(
+    """
+    WITH entries AS (
+        INSERT INTO audit_entries
+            (leaf_index, recorded_at, org_id, actor, action, target, outcome, details, leaf_hash)
+        SELECT * FROM unnest(
+            CAST(:leaf_index AS bigint[]), CAST(:recorded_at AS timestamptz[]),
+            CAST(:org_id AS text[]), CAST(:actor AS text[]), CAST(:action AS text[]),
+            CAST(:target AS text[]), CAST(:outcome AS text[]), CAST(:details AS text[]),
+            CAST(:leaf_hash AS bytea[])
+        )
+    )
+    INSERT INTO audit_nodes (level, node_index, hash)
+    SELECT * FROM unnest(
+        CAST(:level AS integer[]), CAST(:node_index AS bigint[]), CAST(:hash AS bytea[])
+    )
+    """
+)
+_ENTRY_COLUMNS = (
+    "leaf_index", "recorded_at", "org_id", "actor", "action", "target", "outcome", "details",
+    "leaf_hash",
+)  # fmt: skip
+
+
+async def insert_appended(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], nodes: Sequence[merkle.Node]
+) -> None:
+    """Insert an append's entry rows and the interior nodes they complete. On PostgreSQL in one
+    round trip (one statement over arrays); elsewhere with :func:`insert_entries` and
+    :func:`insert_nodes`."""
+    if session.get_bind().dialect.name != "postgresql":
+        await insert_entries(session, rows)
+        await insert_nodes(session, nodes)
+        return
+    params: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in _ENTRY_COLUMNS}
+    params["level"] = [n.level for n in nodes]
+    params["node_index"] = [n.index for n in nodes]
+    params["hash"] = [n.hash for n in nodes]
+    await session.execute(_INSERT_ENTRIES_AND_NODES, params)
 
 
 async def insert_entries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

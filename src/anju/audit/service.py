@@ -163,8 +163,7 @@ class AuditLog:
     ) -> tuple[int, int]:
         """Append entries in one go; return the leaf index range ``[first, end)``."""
         details = [validate(e) for e in entries]
-        await repository.lock_tree(session)
-        size, last_leaf, signed = await repository.head(session)
+        size, last_leaf, signed = await repository.lock_and_head(session)
         if not entries:
             return size, size
         frontier = head.cached_frontier(session, size, last_leaf)
@@ -198,8 +197,7 @@ class AuditLog:
                 }
             )
             nodes.extend(frontier.append(h))
-        await repository.insert_entries(session, rows)
-        await repository.insert_nodes(session, nodes)
+        await repository.insert_appended(session, rows, nodes)
         if frontier.size - signed >= self._settings.audit_checkpoint_every:
             await self._sign(session, frontier)
         head.remember_after_commit(session, frontier, rows[-1]["leaf_hash"])
