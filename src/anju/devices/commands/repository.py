@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from anju.devices.command_models import DeviceCommand
 from anju.devices.commands.rules import PENDING, CommandStatus
 from anju.devices.models import Device
+
+# Built once: a statement made anew per call spends more CPU on its cache key than on the SQL.
+_TABLE = cast(Table, DeviceCommand.__table__)
+_INSERT_NEXT = (
+    insert(_TABLE)
+    .values(
+        seq=select(func.coalesce(func.max(_TABLE.c.seq), 0) + 1)
+        .where(_TABLE.c.device_id == bindparam("of_device"))
+        .scalar_subquery()
+    )
+    .returning(*_TABLE.c)
+)
 
 
 class CommandsRepository:
@@ -31,10 +45,19 @@ class CommandsRepository:
     async def device(self, device_id: str) -> Device | None:
         return await self.session.get(Device, device_id)
 
-    async def last_seq(self, device_id: str) -> int:
-        """The highest sequence number given to the device's commands (0 when none)."""
-        query = select(func.max(DeviceCommand.seq)).where(DeviceCommand.device_id == device_id)
-        return int((await self.session.execute(query)).scalar_one() or 0)
+    async def insert_next(self, values: Mapping[str, Any]) -> DeviceCommand:
+        """Insert a command numbered one past the device's highest ``seq`` (1 when none), in
+        one statement that returns the row. The caller holds the device's lock
+        (:meth:`lock_device`): the statement starts after it was granted, so it sees every
+        command an earlier holder committed and no number is taken twice."""
+        row = (
+            await self.session.execute(_INSERT_NEXT, {**values, "of_device": values["device_id"]})
+        ).one()
+        command = DeviceCommand(**row._mapping)
+        # The row exists now: attach it as loaded, not as a new object to insert again.
+        make_transient_to_detached(command)
+        self.session.add(command)
+        return command
 
     async def in_force(
         self,

@@ -146,22 +146,21 @@ class CommandService:
                 details={"status": device.status},
             )
         now = self.clock.now()
-        command = DeviceCommand(
-            id=new_id(),
-            device_id=device.id,
-            org_id=device.org_id,
-            seq=await self.repo.last_seq(device.id) + 1,
-            name=name,
-            args=text,
-            status=CommandStatus.QUEUED,
-            attempts=0,
-            max_attempts=max_attempts,
-            actor=actor,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl_seconds),
+        command = await self.repo.insert_next(
+            {
+                "id": new_id(),
+                "device_id": device.id,
+                "org_id": device.org_id,
+                "name": name,
+                "args": text,
+                "status": CommandStatus.QUEUED,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "actor": actor,
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=ttl_seconds),
+            }
         )
-        self.session.add(command)
-        await self.session.flush()
         details: Details = {
             "command": command.id,
             "name": name,
