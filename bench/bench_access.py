@@ -48,6 +48,8 @@ from bench.fleet import (
     scratch_dir,
     served,
 )
+from bench.rawhttp import Error as HTTP_ERRORS
+from bench.rawhttp import RawHttpClient
 
 PUSH_TARGET_P99_MS = 150.0
 FREEZE_TARGET_P99_MS = 1000.0
@@ -166,30 +168,25 @@ async def access_locks_ready() -> tuple[dict[str, Any], AccessLocks, list[Connec
 
 
 async def generator() -> None:
-    import httpx
-
     spec, locks, devices = await access_locks_ready()
 
     errors: list[str] = []
     http_ms: list[float] = []
     grants, subjects = spec["grants"], spec["subjects"]
-    async with httpx.AsyncClient(
-        base_url=spec["api"],
-        headers={"Authorization": f"Bearer {spec['token']}"},
-        timeout=httpx.Timeout(60.0, pool=None),
-        limits=httpx.Limits(max_connections=200),
-    ) as client:
+    # httpx would saturate this process before the platform (bench/rawhttp.py).
+    client = RawHttpClient(spec["api"], {"Authorization": f"Bearer {spec['token']}"})
+    try:
 
         async def post(path: str, body: dict[str, Any]) -> None:
             sent = time.monotonic()
             try:
-                response = await client.post(path, json=body)
-            except httpx.HTTPError as exc:
+                status, answer = await client.post_json(path, body)
+            except HTTP_ERRORS as exc:
                 errors.append(type(exc).__name__)
                 return
             http_ms.append((time.monotonic() - sent) * 1000)
-            if response.status_code != 201:
-                errors.append(f"{response.status_code} {response.text[:120]}")
+            if status != 201:
+                errors.append(f"{status} {answer[:120].decode(errors='replace')}")
 
         async def push(i: int) -> None:
             grant = grants[i % len(grants)]
@@ -204,6 +201,8 @@ async def generator() -> None:
         push_seconds = time.monotonic() - started
         await asyncio.sleep(SETTLE_SECONDS)
         await paced(spec["freeze_rate"], spec["freezes"], freeze)
+    finally:
+        await client.aclose()
     await asyncio.sleep(SETTLE_SECONDS)
     for device in devices:
         await device.client.disconnect()

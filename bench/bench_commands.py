@@ -45,6 +45,8 @@ from bench.fleet import (
     served,
     start_generator,
 )
+from bench.rawhttp import Error as HTTP_ERRORS
+from bench.rawhttp import RawHttpClient
 
 TARGET_P99_MS = 100.0
 SETTLE_SECONDS = 5.0  # after the last POST, for the last acks
@@ -52,8 +54,6 @@ SETTLE_SECONDS = 5.0  # after the last POST, for the last acks
 
 # --- the load generator (a separate process) ---------------------------------------------------
 async def generator() -> None:
-    import httpx
-
     from anju.kit.crypto import SM2PublicKey
 
     spec, _ = await generator_stdin()
@@ -81,27 +81,23 @@ async def generator() -> None:
     errors: list[str] = []
     tasks: set[asyncio.Task[None]] = set()
     headers = {"Authorization": f"Bearer {spec['token']}"}
-    async with httpx.AsyncClient(
-        base_url=spec["api"],
-        headers=headers,
-        timeout=httpx.Timeout(60.0, pool=None),  # past the server's capacity POSTs queue
-        limits=httpx.Limits(max_connections=200),
-    ) as client:
+    client = RawHttpClient(spec["api"], headers)  # httpx would saturate this process first
+    try:
 
         async def post(device_id: str) -> None:
             sent = time.monotonic()
             try:
-                response = await client.post(
-                    f"/api/v1/devices/{device_id}/commands", json={"name": "unlock"}
+                status, body = await client.post_json(
+                    f"/api/v1/devices/{device_id}/commands", {"name": "unlock"}
                 )
-            except httpx.HTTPError as exc:  # overloaded: counted, the run goes on
+            except HTTP_ERRORS as exc:  # overloaded: counted, the run goes on
                 errors.append(type(exc).__name__)
                 return
             http_ms.append((time.monotonic() - sent) * 1000)
-            if response.status_code != 201:
-                errors.append(str(response.status_code))
+            if status != 201:
+                errors.append(str(status))
                 return
-            posted[response.json()["id"]] = sent
+            posted[json.loads(body)["id"]] = sent
 
         start = time.monotonic()
         count = 0
@@ -115,6 +111,8 @@ async def generator() -> None:
         while tasks:
             await asyncio.gather(*list(tasks))
         offered_seconds = time.monotonic() - start
+    finally:
+        await client.aclose()
     await asyncio.sleep(SETTLE_SECONDS)
     delivered = [(arrived[c] - sent) * 1000 for c, sent in posted.items() if c in arrived]
     for device in devices:
