@@ -153,9 +153,9 @@ async def test_receiver_down_for_hours_then_up_gets_every_report_exactly_once(
         try:
             regulator.stop()  # down
             assert await sender.send_due() == 3  # the first pass tries them all
-            for probes in range(1, 7):  # hours of probing: one report per pass, held off between
+            for _ in range(6):  # hours of probing: one report per pass, held off between
                 assert await sender.send_due() == 0  # the probe delay is not up yet
-                clock.advance(seconds=max(probe_delay_seconds(probes), 600))
+                clock.advance(seconds=600)  # past the probe delay and every back-off
                 assert await sender.send_due() == 1
             regulator.fail_with = 503
             regulator.start()  # back at the same address, but failing at first
@@ -379,3 +379,9 @@ async def test_the_retention_sweep_drops_old_delivered_reports_and_keeps_unresol
     async with platform.db.transaction() as session:
         left = (await session.execute(select(ReportAttempt.report_id))).scalars().all()
     assert left == [parked]
+
+
+@pytest.mark.req("L6")
+def test_probes_while_down_start_at_a_second_and_double_up_to_thirty() -> None:
+    assert [probe_delay_seconds(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert probe_delay_seconds(10_000) == PROBE_CAP_SECONDS == 30

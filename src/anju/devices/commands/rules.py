@@ -58,7 +58,8 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 DEVICE_FAILED = "failed"  # the device said "not ok" without a code
 
-# A placeholder id for checking that a command's message will encode (a uuid's length).
+# The id put in a command's message when measuring that it fits a frame: a uuid's length, so the
+# measured size is the sent size. Used only for that check; never sent.
 _PROBE_ID = "00000000-0000-4000-8000-000000000000"
 
 
