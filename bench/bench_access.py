@@ -1,15 +1,16 @@
 """Credential push and freeze propagation: API → lock → signed receipt, p50 / p99.
 
 Run: ``.venv/bin/python -m bench.bench_access [--locks 1000] [--rate 50] [--seconds 30]
-[--freezes 100] [--freeze-rate 10]``
+[--freezes 100] [--freeze-rate 10] [--processes 1]``
 
-The platform process is what ``anju serve`` runs (HTTP API + gateway, PostgreSQL in a fresh
-schema, a private Mosquitto). ``--locks`` locks are provisioned and each gets one guest grant
-(not measured). A separate generator process connects every lock (real SEs and handshakes) and
-acts as their firmware for access commands: ``access.put`` — open the box in the SE (SM2 decrypt,
-signer certificate → CA, signature), then send the SE-signed ``access.receipt`` and the ack;
-``access.freeze`` — a signed ``applied`` receipt and the ack. It then, as a property manager with
-a verified second factor,
+The platform process is what ``anju serve`` runs (HTTP API + gateway, PostgreSQL in a fresh schema,
+a private Mosquitto); ``--processes N`` runs N of them, the generator sending requests to each in
+turn (:func:`bench.fleet.platform_processes`). ``--locks`` locks are provisioned and each gets one
+guest grant (not measured). A separate generator process connects every lock (real SEs and
+handshakes) and acts as their firmware for access commands: ``access.put`` — open the box in the SE
+(SM2 decrypt, signer certificate → CA, signature), then send the SE-signed ``access.receipt`` and
+the ack; ``access.freeze`` — a signed ``applied`` receipt and the ack. It then, as a property
+manager with a verified second factor,
 
 1. POSTs a passcode credential (``/api/v1/access/grants/{id}/credentials``) at ``--rate`` per
    second for ``--seconds``, round-robin over the grants (each on one lock);
@@ -28,11 +29,14 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.fleet import (
     Connected,
     SteppingClock,
+    add_processes_option,
+    add_warmup_option,
     against_target,
     bench_platform,
     connect_device,
@@ -43,13 +47,13 @@ from bench.fleet import (
     now_ms,
     open_secure_elements,
     percentiles,
+    platform_processes,
     private_mosquitto,
     provision,
     scratch_dir,
-    served,
 )
+from bench.rawhttp import Balanced
 from bench.rawhttp import Error as HTTP_ERRORS
-from bench.rawhttp import RawHttpClient
 
 PUSH_TARGET_P99_MS = 150.0
 FREEZE_TARGET_P99_MS = 1000.0
@@ -131,14 +135,24 @@ class AccessLocks:
         device.client.publish(device.topic, device.channel.seal(ack), qos=1)
 
 
-async def paced(rate: float, count: int, call: Any) -> None:
-    """Start ``call(i)`` for i in 0..count-1 at ``rate`` per second; wait for all."""
+async def paced(
+    rate: float,
+    count: int,
+    call: Any,
+    *,
+    at: int = -1,
+    then: Callable[[], None] = lambda: None,
+) -> None:
+    """Start ``call(i)`` for i in 0..count-1 at ``rate`` per second; wait for all. ``then()``
+    runs just before call ``at`` starts."""
     tasks: set[asyncio.Task[None]] = set()
     start = time.monotonic()
     started = 0
     while started < count:
         due = min(count, int(rate * (time.monotonic() - start)) + 1)
         for _ in range(due - started):  # catch up when behind, never ahead
+            if started == at:
+                then()
             task = asyncio.create_task(call(started))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -174,8 +188,13 @@ async def generator() -> None:
     http_ms: list[float] = []
     grants, subjects = spec["grants"], spec["subjects"]
     # httpx would saturate this process before the platform (bench/rawhttp.py).
-    client = RawHttpClient(spec["api"], {"Authorization": f"Bearer {spec['token']}"})
+    client = Balanced(spec["apis"], {"Authorization": f"Bearer {spec['token']}"})
     try:
+        measured_from = [float("inf")]  # requests sent before are the warm-up
+
+        def measuring() -> None:
+            measured_from[0] = time.monotonic()
+            print("measuring", flush=True)  # the platform side's figures start here
 
         async def post(path: str, body: dict[str, Any]) -> None:
             sent = time.monotonic()
@@ -184,7 +203,8 @@ async def generator() -> None:
             except HTTP_ERRORS as exc:
                 errors.append(type(exc).__name__)
                 return
-            http_ms.append((time.monotonic() - sent) * 1000)
+            if sent >= measured_from[0]:
+                http_ms.append((time.monotonic() - sent) * 1000)
             if status != 201:
                 errors.append(f"{status} {answer[:120].decode(errors='replace')}")
 
@@ -195,10 +215,12 @@ async def generator() -> None:
         async def freeze(i: int) -> None:
             await post("/api/v1/access/freezes", {"subject_id": subjects[i], "reason": "arrears"})
 
+        # One steady stream of pushes: the warm-up (the platform's first seconds under load,
+        # reported apart), then the measured ones.
+        warm = int(spec["rate"] * spec["warmup"])
         pushes = int(spec["rate"] * spec["seconds"])
-        started = time.monotonic()
-        await paced(spec["rate"], pushes, push)
-        push_seconds = time.monotonic() - started
+        await paced(spec["rate"], warm + pushes, push, at=warm, then=measuring)
+        push_seconds = time.monotonic() - measured_from[0]
         await asyncio.sleep(SETTLE_SECONDS)
         await paced(spec["freeze_rate"], spec["freezes"], freeze)
     finally:
@@ -257,18 +279,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         token, grants, subjects = await prepare(platform, fleet, admin)
         async with (
             private_mosquitto(platform, tmp / "mosquitto") as broker,
-            served(platform, broker) as (_gateway, api),
+            platform_processes(platform, broker, args.processes) as (_gateway, apis, others),
         ):
-            spec = locks_spec(platform, broker, fleet, api, token) | {
+            spec = locks_spec(platform, broker, fleet, apis, token) | {
                 "grants": grants,
                 "subjects": subjects[: args.freezes],
                 "rate": args.rate,
                 "seconds": args.seconds,
                 "freezes": min(args.freezes, len(subjects)),
                 "freeze_rate": args.freeze_rate,
+                "warmup": args.warmup,
             }
-            client, cpu = await measured_generator(
-                "bench.bench_access", spec, args.profile, args.seconds + 600
+            client, cpu, measured_from = await measured_generator(
+                "bench.bench_access",
+                spec,
+                args.profile,
+                args.warmup + args.seconds + 600,
+                others,
+                platform.clock.now,
             )
         async with platform.db.transaction() as session:
             deliveries = (
@@ -295,6 +323,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if r.confirmed_at is not None
         ]
 
+    assert measured_from is not None
+    warm = [r for r in deliveries if r.queued_at < measured_from]
+    deliveries = [r for r in deliveries if r.queued_at >= measured_from]
     states: dict[str, int] = {}
     for r in deliveries:
         states[r.state] = states.get(r.state, 0) + 1
@@ -304,6 +335,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "deliveries": len(deliveries),
         "states": states,
         "push_ms": percentiles(spans(deliveries, "queued_at")),
+        "warmup_pushes": len(warm),
+        "warmup_push_ms": percentiles(spans(warm, "queued_at")),
         "freezes": len(operations),
         "freezes_confirmed": sum(1 for r in operations if r.confirmed_at is not None),
         "freeze_ms": percentiles(spans(operations, "created_at")),
@@ -321,11 +354,19 @@ def report(r: dict[str, Any]) -> None:
         flush=True,
     )
     print(against_target("push queued → lock's signed receipt applied", push, PUSH_TARGET_P99_MS))
+    cold = r["warmup_push_ms"]
+    if r["warmup_pushes"]:
+        print(
+            f"the first {a['warmup']:.0f} s under load, not in the figures above (cold start: "
+            f"{r['warmup_pushes']} pushes): p50 {cold['p50']:.1f} / p99 {cold['p99']:.1f} / "
+            f"max {cold['max']:.1f} ms"
+        )
     confirmed = f"{r['freezes_confirmed']}/{r['freezes']} confirmed"
     print(against_target(f"freeze → lock's receipt ({confirmed})", freeze, FREEZE_TARGET_P99_MS))
     print(
-        f"HTTP p50 {c['http_ms']['p50']:.1f} / p99 {c['http_ms']['p99']:.1f} ms; platform process "
-        f"CPU {r['cpu_ms_per_request']:.1f} ms per push or freeze (HTTP + gateway)",
+        f"HTTP p50 {c['http_ms']['p50']:.1f} / p99 {c['http_ms']['p99']:.1f} ms; platform CPU "
+        f"({a['processes']} process{'es' if a['processes'] > 1 else ''}) "
+        f"{r['cpu_ms_per_request']:.1f} ms per push or freeze (HTTP + gateway)",
         flush=True,
     )
 
@@ -337,6 +378,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--freezes", type=int, default=100)
     parser.add_argument("--freeze-rate", type=float, default=10.0)
+    add_warmup_option(parser)
+    add_processes_option(parser)
     generator_main(parser, generator, run, report)
 
 

@@ -56,7 +56,7 @@ async def generator() -> None:
     http_ms: list[float] = []
     phone = SM2PrivateKey.generate().public_key.raw.hex()
     async with httpx.AsyncClient(
-        base_url=spec["api"],
+        base_url=spec["apis"][0],
         headers={"Authorization": f"Bearer {spec['token']}"},
         timeout=httpx.Timeout(120.0, pool=None),
         limits=httpx.Limits(max_connections=200),
@@ -195,10 +195,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             private_mosquitto(platform, tmp / "mosquitto") as broker,
             served(platform, broker) as (_gateway, api),
         ):
-            spec = locks_spec(platform, broker, fleet, api, token) | {
+            spec = locks_spec(platform, broker, fleet, [api], token) | {
                 "rounds": plan,
             }
-            client, cpu = await measured_generator("bench.bench_checkin", spec, args.profile, 1800)
+            client, cpu, _ = await measured_generator(
+                "bench.bench_checkin", spec, args.profile, 1800
+            )
         async with platform.db.transaction() as session:
             deliveries = (
                 await session.execute(

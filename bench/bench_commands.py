@@ -1,13 +1,16 @@
 """Command round trip, API → device ack: p50 / p95 / p99 at a steady rate of HTTP commands.
 
-Run: ``.venv/bin/python -m bench.bench_commands [--rate 100] [--seconds 30] [--devices 200]``
+Run: ``.venv/bin/python -m bench.bench_commands [--rate 100] [--seconds 30] [--devices 200]
+[--processes 1]``
 
-The platform process is what ``anju serve`` runs: uvicorn serving the HTTP API (a real TCP
-port, in this process) and the gateway, on PostgreSQL (a fresh schema) behind a private
-Mosquitto. A separate load-generator process holds ``--devices`` connected devices (real SEs
-and handshakes; each device acks every command the moment it arrives) and, as a security
-administrator signed in with a verified second factor, POSTs ``/api/v1/devices/{id}/commands``
-at ``--rate`` per second, round-robin over the devices, for ``--seconds``.
+The platform process is what ``anju serve`` runs: uvicorn serving the HTTP API (a real TCP port, in
+this process) and the gateway, on PostgreSQL (a fresh schema) behind a private Mosquitto;
+``--processes N`` runs N such processes (:func:`bench.fleet.platform_processes`), the generator
+sending the POSTs to each in turn and the figure's CPU summing them all. A separate load-generator
+process holds ``--devices`` connected devices (real SEs and handshakes; each device acks every
+command the moment it arrives) and, as a security administrator signed in with a verified second
+factor, POSTs ``/api/v1/devices/{id}/commands`` at ``--rate`` per second, round-robin over the
+devices, for ``--seconds``.
 
 The round trip of each command is read from the database afterwards:
 ``device_commands.acked_at − created_at``. Both come from the platform's clock: ``created_at``
@@ -30,6 +33,8 @@ from typing import Any
 
 from bench.fleet import (
     Connected,
+    add_processes_option,
+    add_warmup_option,
     against_target,
     bench_platform,
     connect_device,
@@ -37,16 +42,16 @@ from bench.fleet import (
     generator_stdin,
     open_secure_elements,
     percentiles,
+    platform_processes,
     private_mosquitto,
     profiled,
     provision,
     read_line,
     scratch_dir,
-    served,
     start_generator,
 )
+from bench.rawhttp import Balanced
 from bench.rawhttp import Error as HTTP_ERRORS
-from bench.rawhttp import RawHttpClient
 
 TARGET_P99_MS = 100.0
 SETTLE_SECONDS = 5.0  # after the last POST, for the last acks
@@ -75,13 +80,13 @@ async def generator() -> None:
     await asyncio.sleep(1.0)  # let the gateway record the sessions
     print("ready", flush=True)
 
-    rate, seconds = spec["rate"], spec["seconds"]
+    rate, seconds, warmup = spec["rate"], spec["seconds"], spec["warmup"]
     posted: dict[str, float] = {}  # command id → when its POST was sent
-    http_ms: list[float] = []
-    errors: list[str] = []
+    http_ms: list[tuple[float, float]] = []  # (sent, ms)
+    errors: list[tuple[float, str]] = []  # (sent, what)
     tasks: set[asyncio.Task[None]] = set()
     headers = {"Authorization": f"Bearer {spec['token']}"}
-    client = RawHttpClient(spec["api"], headers)  # httpx would saturate this process first
+    client = Balanced(spec["apis"], headers)  # httpx would saturate this process first
     try:
 
         async def post(device_id: str) -> None:
@@ -91,17 +96,23 @@ async def generator() -> None:
                     f"/api/v1/devices/{device_id}/commands", {"name": "unlock"}
                 )
             except HTTP_ERRORS as exc:  # overloaded: counted, the run goes on
-                errors.append(type(exc).__name__)
+                errors.append((sent, type(exc).__name__))
                 return
-            http_ms.append((time.monotonic() - sent) * 1000)
+            http_ms.append((sent, (time.monotonic() - sent) * 1000))
             if status != 201:
-                errors.append(str(status))
+                errors.append((sent, str(status)))
                 return
             posted[json.loads(body)["id"]] = sent
 
+        # One steady stream: ``warmup`` seconds (the platform's first seconds under load,
+        # reported apart), then ``seconds`` measured. "measuring" tells the platform side when.
         start = time.monotonic()
-        count = 0
-        while (elapsed := time.monotonic() - start) < seconds:
+        measured_from = start + warmup
+        count, measuring = 0, False
+        while (elapsed := time.monotonic() - start) < warmup + seconds:
+            if not measuring and elapsed >= warmup:
+                measuring = True
+                print("measuring", flush=True)
             for _ in range(int(rate * elapsed) - count):  # catch up when behind, never ahead
                 task = asyncio.create_task(post(devices[count % len(devices)].device_id))
                 tasks.add(task)
@@ -110,19 +121,21 @@ async def generator() -> None:
             await asyncio.sleep(0.002)
         while tasks:
             await asyncio.gather(*list(tasks))
-        offered_seconds = time.monotonic() - start
+        offered_seconds = time.monotonic() - measured_from
     finally:
         await client.aclose()
     await asyncio.sleep(SETTLE_SECONDS)
-    delivered = [(arrived[c] - sent) * 1000 for c, sent in posted.items() if c in arrived]
     for device in devices:
         await device.client.disconnect()
+    measured = {c: sent for c, sent in posted.items() if sent >= measured_from}
+    delivered = [(arrived[c] - sent) * 1000 for c, sent in measured.items() if c in arrived]
     summary = {
-        "posted": count,
-        "created": len(posted),
-        "errors": errors,
+        "posted": sum(1 for i in range(count) if start + i / rate >= measured_from),
+        "created": len(measured),
+        "errors": [what for sent, what in errors if sent >= measured_from],
+        "warmup_errors": [what for sent, what in errors if sent < measured_from],
         "offered_seconds": offered_seconds,
-        "http_ms": percentiles(http_ms),
+        "http_ms": percentiles([ms for sent, ms in http_ms if sent >= measured_from]),
         "post_to_device_ms": percentiles(delivered),
         "arrived": len(delivered),
     }
@@ -131,7 +144,12 @@ async def generator() -> None:
 
 # --- the platform side -------------------------------------------------------------------------
 async def run(
-    devices: int, rate: int, seconds: float, profile: str | None = None
+    devices: int,
+    rate: int,
+    seconds: float,
+    processes: int = 1,
+    warmup: float = 5.0,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     from sqlalchemy import select
     from tests.support.accounts import make_admin
@@ -145,25 +163,28 @@ async def run(
         fleet = await provision(platform, tmp, devices, org_id=admin.org_id)
         async with (
             private_mosquitto(platform, tmp / "mosquitto") as broker,
-            served(platform, broker) as (gateway, api),
+            platform_processes(platform, broker, processes) as (gateway, apis, others),
         ):
             spec = {
                 "ca_pem": ca_public_key_pem(platform.keys),
                 "host": broker.address.host,
                 "port": broker.address.port,
                 "devices": fleet.devices,
-                "api": api,
+                "apis": apis,
                 "token": admin.token,
                 "rate": rate,
                 "seconds": seconds,
+                "warmup": warmup,
             }
             gen = await start_generator("bench.bench_commands", spec)
             assert (await read_line(gen, 600))[0] == "ready"
+            assert (await read_line(gen, warmup + 300))[0] == "measuring"
+            measured_from = platform.clock.now()
             passes0 = gateway.dispatcher.full_passes
             with profiled(profile):
-                cpu0 = time.process_time()
+                cpu0 = time.process_time() + others.cpu_seconds()
                 words = await read_line(gen, seconds + 300)
-                cpu = time.process_time() - cpu0
+                cpu = time.process_time() + others.cpu_seconds() - cpu0
             assert words[0] == "done", words
             client = json.loads(" ".join(words[1:]))
             await gen.wait()
@@ -179,9 +200,14 @@ async def run(
                     ).where(DeviceCommand.org_id == admin.org_id)
                 )
             ).all()
-    round_trips = [
-        (r.acked_at - r.created_at).total_seconds() * 1000 for r in rows if r.acked_at is not None
-    ]
+    warm = [r for r in rows if r.created_at < measured_from]
+    rows = [r for r in rows if r.created_at >= measured_from]
+
+    def round_trips(of: list[Any]) -> list[float]:
+        return [
+            (r.acked_at - r.created_at).total_seconds() * 1000 for r in of if r.acked_at is not None
+        ]
+
     to_sent = [
         (r.sent_at - r.created_at).total_seconds() * 1000 for r in rows if r.sent_at is not None
     ]
@@ -190,12 +216,16 @@ async def run(
         statuses[r.status] = statuses.get(r.status, 0) + 1
     return {
         "devices": devices,
+        "processes": processes,
         "rate": rate,
         "seconds": seconds,
         "client": client,
         "commands": len(rows),
         "statuses": statuses,
-        "round_trip_ms": percentiles(round_trips),
+        "round_trip_ms": percentiles(round_trips(rows)),
+        "warmup": warmup,
+        "warmup_commands": len(warm),
+        "warmup_round_trip_ms": percentiles(round_trips(warm)),
         "to_sent_ms": percentiles(to_sent),
         "cpu_us_per_command": cpu / max(len(rows), 1) * 1e6,
         "full_passes": full_passes,
@@ -214,6 +244,14 @@ def report(r: dict[str, Any]) -> None:
         flush=True,
     )
     print(against_target("round trip created_at → acked_at (platform clock)", rt, TARGET_P99_MS))
+    cold = r["warmup_round_trip_ms"]
+    if r["warmup_commands"]:
+        print(
+            f"the first {r['warmup']:.0f} s under load, not in the figures above (cold start: "
+            f"{r['warmup_commands']} commands): round trip p50 {cold['p50']:.1f} / p99 "
+            f"{cold['p99']:.1f} / max {cold['max']:.1f} ms"
+            + (f"; {len(c['warmup_errors'])} failed" if c["warmup_errors"] else "")
+        )
     print(
         f"generator's view: POST p50 {http['p50']:.1f} / p99 {http['p99']:.1f} ms; POST sent → "
         f"command at the device p50 {seen['p50']:.1f} / p99 {seen['p99']:.1f} ms "
@@ -222,8 +260,9 @@ def report(r: dict[str, Any]) -> None:
     sent = r["to_sent_ms"]
     print(
         f"created_at → marked sent: p50 {sent['p50']:.1f} / p99 {sent['p99']:.1f} ms (woken by "
-        f"the commit; {r['full_passes']} full passes of the 1 s poll meanwhile); platform "
-        f"process CPU (HTTP + gateway): {r['cpu_us_per_command']:.0f} µs per command",
+        f"the commit; {r['full_passes']} full passes of the 1 s poll meanwhile); platform CPU "
+        f"({r['processes']} process{'es' if r['processes'] > 1 else ''}, HTTP + gateway): "
+        f"{r['cpu_us_per_command']:.0f} µs per command",
         flush=True,
     )
 
@@ -233,10 +272,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--devices", type=int, default=200)
+    add_warmup_option(parser)
+    add_processes_option(parser)
     generator_main(
         parser,
         generator,
-        lambda args: run(args.devices, args.rate, args.seconds, args.profile),
+        lambda args: run(
+            args.devices, args.rate, args.seconds, args.processes, args.warmup, args.profile
+        ),
         report,
     )
 

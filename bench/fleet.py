@@ -241,16 +241,18 @@ async def _provision_here(
 
 
 @contextlib.asynccontextmanager
-async def served(platform: Any, broker: Any) -> AsyncIterator[tuple[Any, str]]:
-    """What ``anju serve`` runs, in this process: the gateway on ``broker`` and the HTTP API on
-    a free loopback port; yields (gateway, API base URL)."""
+async def served(
+    platform: Any, broker: Any, *, instance: int = 0
+) -> AsyncIterator[tuple[Any, str]]:
+    """What ``anju serve`` runs, in this process: the gateway (``instance``) on ``broker`` and
+    the HTTP API on a free loopback port; yields (gateway, API base URL)."""
     import uvicorn
 
     from anju.cli.serve import http_app
     from anju.gateway.options import GatewayOptions
     from anju.gateway.runner import Gateway
 
-    gateway = Gateway(platform, broker.address, GatewayOptions())
+    gateway = Gateway(platform, broker.address, GatewayOptions(instance=instance))
     await gateway.start()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,6 +276,86 @@ async def served(platform: Any, broker: Any) -> AsyncIterator[tuple[Any, str]]:
         server.should_exit = True
         await serving
         await gateway.stop()
+
+
+@dataclass
+class Replicas:
+    """The platform processes :func:`replicas` started besides this one."""
+
+    processes: list[asyncio.subprocess.Process]
+    apis: list[str]  # their API base URLs
+
+    def cpu_seconds(self) -> float:
+        """Their CPU time so far, together."""
+        return sum(cpu_seconds(p.pid) for p in self.processes)
+
+
+@contextlib.asynccontextmanager
+async def replicas(platform: Any, broker: Any, count: int) -> AsyncIterator[Replicas]:
+    """``count`` more platform processes (:mod:`bench.replica`) on this platform's database,
+    keyring and ``broker``, gateway instances 1…count; stopped on exit."""
+    settings = platform.settings
+    spec = {
+        "data_dir": str(settings.data_dir),
+        "database_url": settings.resolved_database_url,
+        "settings": settings.model_dump(
+            mode="json", exclude_unset=True, exclude={"data_dir", "database_url"}
+        ),
+        "host": broker.address.host,
+        "port": broker.address.port,
+    }
+    started = Replicas([], [])
+    try:
+        for instance in range(1, count + 1):
+            process = await start_child("bench.replica", spec | {"instance": instance})
+            started.processes.append(process)
+        for process in started.processes:
+            words = await read_line(process, 120)
+            assert words[0] == "ready", words
+            started.apis.append(words[1])
+        yield started
+    finally:
+        for process in started.processes:
+            assert process.stdin is not None
+            process.stdin.close()
+        for process in started.processes:
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def platform_processes(
+    platform: Any, broker: Any, count: int
+) -> AsyncIterator[tuple[Any, list[str], Replicas]]:
+    """``count`` platform processes: this one (:func:`served`) and ``count - 1``
+    :func:`replicas`; yields (this process's gateway, every API base URL, the replicas)."""
+    async with (
+        served(platform, broker) as (gateway, api),
+        replicas(platform, broker, count - 1) as more,
+    ):
+        yield gateway, [api, *more.apis], more
+
+
+def add_warmup_option(parser: argparse.ArgumentParser) -> None:
+    """``--warmup S``: S seconds of the same load before the measured ones. A platform that
+    has just started compiles statements, fills its connection pool and caches and builds a
+    backlog meanwhile; those first seconds are reported apart, as cold start."""
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds of the same load before the measured ones (reported apart as cold start)",
+    )
+
+
+def add_processes_option(parser: argparse.ArgumentParser) -> None:
+    """``--processes N``: run the platform as N processes (:func:`platform_processes`)."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="platform processes (this one and N-1 replicas sharing the database and broker; "
+        "requests go to each in turn)",
+    )
 
 
 def generator_main(
@@ -323,11 +405,16 @@ async def private_mosquitto(platform: Any, directory: Path) -> AsyncIterator[Any
 
 async def start_generator(module: str, spec: dict[str, Any]) -> asyncio.subprocess.Process:
     """``python -m <module> --generator`` with ``spec`` as one JSON line on its stdin."""
+    return await start_child(module, spec, "--generator")
+
+
+async def start_child(module: str, spec: dict[str, Any], *argv: str) -> asyncio.subprocess.Process:
+    """``python -m <module> <argv>`` with ``spec`` as one JSON line on its stdin."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         module,
-        "--generator",
+        *argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         limit=1 << 24,
@@ -447,7 +534,9 @@ if __name__ == "__main__":
     print(json.dumps(_made))
 
 
-def locks_spec(platform: Any, broker: Any, fleet: Fleet, api: str, token: str) -> dict[str, Any]:
+def locks_spec(
+    platform: Any, broker: Any, fleet: Fleet, apis: list[str], token: str
+) -> dict[str, Any]:
     """What a generator needs to connect the fleet's locks and call the API as ``token``."""
     from anju.devices.ca import ca_public_key_pem
 
@@ -456,22 +545,33 @@ def locks_spec(platform: Any, broker: Any, fleet: Fleet, api: str, token: str) -
         "host": broker.address.host,
         "port": broker.address.port,
         "devices": fleet.devices,
-        "api": api,
+        "apis": apis,  # the API of every platform process: requests go to each in turn
         "token": token,
     }
 
 
 async def measured_generator(
-    module: str, spec: dict[str, Any], profile: str | None, within: float
-) -> tuple[dict[str, Any], float]:
-    """Start ``module``'s generator, wait for ``ready``, then measure this process (CPU seconds,
-    and cProfile into ``profile``) until the generator's ``done`` summary; (summary, CPU s)."""
+    module: str,
+    spec: dict[str, Any],
+    profile: str | None,
+    within: float,
+    others: Replicas | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> tuple[dict[str, Any], float, datetime | None]:
+    """Start ``module``'s generator, wait for ``ready`` — and, with ``now`` (the platform's
+    clock), for ``measuring`` after its warm-up — then measure the platform processes (this
+    one, also cProfiled into ``profile``, and ``others``) until the generator's ``done``
+    summary; (summary, their CPU seconds together, ``now()`` when measuring began)."""
     gen = await start_generator(module, spec)
     assert (await read_line(gen, 900))[0] == "ready"
+    measured_from = None
+    if now is not None:
+        assert (await read_line(gen, within))[0] == "measuring"
+        measured_from = now()
     with profiled(profile):
-        cpu0 = time.process_time()
+        cpu0 = time.process_time() + (others.cpu_seconds() if others else 0.0)
         words = await read_line(gen, within)
-        cpu = time.process_time() - cpu0
+        cpu = time.process_time() + (others.cpu_seconds() if others else 0.0) - cpu0
     assert words[0] == "done", words
     await gen.wait()
-    return json.loads(" ".join(words[1:])), cpu
+    return json.loads(" ".join(words[1:])), cpu, measured_from

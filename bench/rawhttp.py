@@ -97,3 +97,23 @@ class RawHttpClient:
         for _, writer in self._idle:
             writer.close()
         self._idle.clear()
+
+
+class Balanced:
+    """:class:`RawHttpClient` over several platform processes: each request goes to the next
+    base URL in turn, as a round-robin load balancer in front of them would send it."""
+
+    def __init__(self, base_urls: list[str], headers: dict[str, str]) -> None:
+        if not base_urls:
+            raise ValueError("need at least one base URL")
+        self._clients = [RawHttpClient(url, headers) for url in base_urls]
+        self._next = 0
+
+    async def post_json(self, path: str, body: Any) -> tuple[int, bytes]:
+        client = self._clients[self._next]
+        self._next = (self._next + 1) % len(self._clients)
+        return await client.post_json(path, body)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Collection
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from anju.app import create_app
 from anju.db import Database
 from anju.devices.commands import CommandService
-from anju.devices.commands.wakeup import subscribe
+from anju.devices.commands.wakeup import CHANNEL, subscribe
 from anju.gateway.client import BrokerAddress
 from anju.gateway.command_notices import CommandNotices
 from anju.gateway.options import GatewayOptions
@@ -201,3 +202,33 @@ async def test_a_gateway_stops_promptly_while_its_listener_cannot_reach_the_data
     finally:
         server.close()
         await db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_only_commands_for_devices_held_elsewhere_are_announced_to_other_processes(
+    platform: Platform, tmp_path: Path
+) -> None:
+    held, elsewhere = await manufacture_registered(platform, tmp_path, 2)
+    heard: list[str] = []
+    listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener(CHANNEL, lambda *args: heard.append(args[-1]))
+    try:
+        async with (
+            embedded_broker(platform) as broker,
+            running_gateway(platform, broker.address, SLOW_POLL) as gateway,
+        ):
+            dev = await connected(platform, gateway, held)
+            await settled(gateway)
+            for made in (held, elsewhere):
+                async with platform.db.transaction() as session:
+                    await CommandService(platform, session).enqueue(
+                        "cli", None, made.device_id, "unlock", {}, 600
+                    )
+            # The held device is served by this process without a notice …
+            assert (await dev.receive(within=SOON))["t"] == "cmd"
+            # … the other one's command is announced, for whichever process will hold it.
+            await wait_until(lambda: any(p.endswith(elsewhere.device_id) for p in heard))
+            assert not any(p.endswith(held.device_id) for p in heard)
+            await dev.close()
+    finally:
+        await listener.close()

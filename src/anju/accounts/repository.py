@@ -3,15 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.orm.attributes import set_committed_value
 
 from anju.accounts.models import Account, ApiKey, LoginSession, Organisation, RoleAssignment
 from anju.db import before_commit
+
+
+@dataclass(frozen=True)
+class RequestSession:
+    """What authenticating one request needs of a login session, its account and roles."""
+
+    session_id: str
+    token_hash: bytes
+    revoked_at: datetime | None
+    last_seen_at: datetime
+    idle_seconds: int
+    expires_at: datetime
+    second_factor_at: datetime | None
+    account_id: str
+    org_id: str | None
+    account_status: str
+    must_change_password: bool
+    org_active: bool  # platform level, or an organisation that is not disabled
+    roles: tuple[str, ...]  # sorted
+
+
+# Built once (a statement built per request spent more CPU on its cache key than the SQL took).
+_SESSION_FOR_REQUEST = (
+    select(
+        LoginSession.id.label("session_id"),
+        LoginSession.token_hash,
+        LoginSession.revoked_at,
+        LoginSession.last_seen_at,
+        LoginSession.idle_seconds,
+        LoginSession.expires_at,
+        LoginSession.second_factor_at,
+        Account.id.label("account_id"),
+        Account.org_id,
+        Account.status.label("account_status"),
+        Account.must_change_password,
+        Organisation.id.is_not(None).label("org_found"),
+        Organisation.disabled_at.label("org_disabled_at"),
+        RoleAssignment.role,
+    )
+    .join(Account, Account.id == LoginSession.account_id)
+    .outerjoin(Organisation, Organisation.id == Account.org_id)
+    .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
+    .where(LoginSession.token_hash == bindparam("token_hash"))
+    .order_by(RoleAssignment.role)
+)
 
 
 def _same_org(column: InstrumentedAttribute[str | None], org_id: str | None) -> ColumnElement[bool]:
@@ -80,33 +125,33 @@ class AccountsRepository:
         return result.first()
 
     # --- sessions --------------------------------------------------------------------------
-    async def session_for_request(
-        self, token_hash: bytes
-    ) -> tuple[LoginSession, Account, Organisation | None, list[str]] | None:
-        """A request's authentication in one statement: the session with ``token_hash``, its
-        account, the account's organisation (None for platform level) and the account's roles
-        (sorted); None when no session has that hash."""
-        query = (
-            select(LoginSession, Account, Organisation, RoleAssignment.role)
-            .join(Account, Account.id == LoginSession.account_id)
-            .outerjoin(Organisation, Organisation.id == Account.org_id)
-            .outerjoin(RoleAssignment, RoleAssignment.account_id == Account.id)
-            .where(LoginSession.token_hash == token_hash)
-            .order_by(LoginSession.id, RoleAssignment.role)
-        )
-        rows = (await self.session.execute(query)).all()
+    async def session_for_request(self, token_hash: bytes) -> RequestSession | None:
+        """A request's authentication in one statement: what :class:`RequestSession` holds of
+        the session with ``token_hash``, its account, organisation and roles; None when no
+        session has that hash. Columns, not entities: nothing enters the identity map."""
+        rows = (await self.session.execute(_SESSION_FOR_REQUEST, {"token_hash": token_hash})).all()
         if not rows:
             return None
         first = rows[0]
-        roles = [row[3] for row in rows if row[0] is first[0] and row[3] is not None]
-        return first[0], first[1], first[2], roles
+        return RequestSession(
+            session_id=first.session_id,
+            token_hash=first.token_hash,
+            revoked_at=first.revoked_at,
+            last_seen_at=first.last_seen_at,
+            idle_seconds=first.idle_seconds,
+            expires_at=first.expires_at,
+            second_factor_at=first.second_factor_at,
+            account_id=first.account_id,
+            org_id=first.org_id,
+            account_status=first.account_status,
+            must_change_password=first.must_change_password,
+            org_active=first.org_id is None or (first.org_found and first.org_disabled_at is None),
+            roles=tuple(row.role for row in rows if row.role is not None),
+        )
 
-    def touch_session_at_commit(self, row: LoginSession, now: datetime) -> None:
-        """``last_seen_at = now`` with one plain UPDATE right before the commit (as the flush
-        of a changed row would, but without the unit of work; the row stays clean). At the
-        end, not now: concurrent requests of one session do not queue on its row lock."""
-        session_id = row.id
-        set_committed_value(row, "last_seen_at", now)
+    def touch_session_at_commit(self, session_id: str, now: datetime) -> None:
+        """``last_seen_at = now`` with one plain UPDATE right before the commit. At the end,
+        not now: concurrent requests of one session do not queue on its row lock."""
 
         async def touch(session: AsyncSession) -> None:
             await session.execute(

@@ -189,33 +189,31 @@ class SignInService(ServiceBase):
         presented = token_hash(token)
         # One statement: the session, its account, the organisation and the roles.
         found = await self.repo.session_for_request(presented)
-        if found is None or not hmac.compare_digest(found[0].token_hash, presented):
+        if found is None or not hmac.compare_digest(found.token_hash, presented):
             raise Unauthenticated("无效的凭据 / invalid credentials")
-        row, account, org, role_names = found
-        if row.revoked_at is not None:
+        if found.revoked_at is not None:
             raise Unauthenticated("会话已注销 / the session was signed out")
-        idle_deadline = row.last_seen_at + timedelta(seconds=row.idle_seconds)
-        if now >= row.expires_at or now >= idle_deadline:
+        idle_deadline = found.last_seen_at + timedelta(seconds=found.idle_seconds)
+        if now >= found.expires_at or now >= idle_deadline:
             raise Unauthenticated("会话已过期，请重新登录 / the session expired; sign in again")
-        org_active = account.org_id is None or (org is not None and org.disabled_at is None)
-        if account.status != "active" or not org_active:
+        if found.account_status != "active" or not found.org_active:
             raise Unauthenticated("账号不可用 / the account is not active")
-        if account.must_change_password and not allow_password_change:
+        if found.must_change_password and not allow_password_change:
             raise PasswordChangeRequired(
                 "请先修改临时密码 / change the temporary password first (POST /api/v1/me/password)"
             )
-        if now - row.last_seen_at >= IDLE_CLOCK_STEP:
-            self.repo.touch_session_at_commit(row, now)
-        roles = frozenset(Role(r) for r in role_names)
+        if now - found.last_seen_at >= IDLE_CLOCK_STEP:
+            self.repo.touch_session_at_commit(found.session_id, now)
+        roles = frozenset(Role(r) for r in found.roles)
         return Principal(
             kind="account",
-            id=account.id,
-            org_id=account.org_id,
+            id=found.account_id,
+            org_id=found.org_id,
             roles=roles,
             capabilities=capabilities_of(roles),
-            session_id=row.id,
-            second_factor_at=row.second_factor_at,
-            must_change_password=account.must_change_password,
+            session_id=found.session_id,
+            second_factor_at=found.second_factor_at,
+            must_change_password=found.must_change_password,
         )
 
     async def _authenticate_api_key(self, token: str) -> Principal:

@@ -12,7 +12,9 @@ A device is served
 
 Per device: one transaction picks the commands and marks them sent, then they are sealed and
 published — at-least-once; the device executes each id once and acks again. Up to
-``DELIVERY_CONCURRENCY`` devices are served at once.
+``DELIVERY_CONCURRENCY`` devices are served at once, each by at most one delivery at a time:
+a device woken again while its delivery runs is served once more right after it. Delivery
+never waits for a pass to end — a device woken by a commit starts as soon as a slot is free.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ EXPIRE_EVERY_SECONDS = 10.0
 # Devices served at once. Each is a short transaction and a publish; one after another, the
 # pass waited out every database round trip in turn and fell behind the API under load
 # (bench_commands: commands created at 98/s, sent at a fraction of that). A device's own
-# commands still go out in order: one device is served by one task.
+# commands still go out in order: one device is served by one delivery at a time.
 DELIVERY_CONCURRENCY = 8
+STOP_GRACE_SECONDS = 5.0
 
 
 def notify_commands() -> None:
@@ -63,6 +66,9 @@ class CommandDispatcher:
         self._full_due = True
         self._last_full = float("-inf")
         self._last_expire = 0.0
+        self._slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        self._serving: dict[str, asyncio.Task[int]] = {}  # device → its delivery in flight
+        self._again: dict[str, bool] = {}  # device → serve again after it (new session?)
         self.full_passes = 0
 
     @property
@@ -88,12 +94,12 @@ class CommandDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set (errors are logged; the loop goes on)."""
-        unsubscribe = subscribe(self.commands_queued)
+        unsubscribe = subscribe(self.commands_queued, holds=self.ingest.holds)
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    await self.deliver_once()
+                    await self._start_pass()
                 except Exception:
                     logger.exception("command delivery failed; retrying")
                 poll = self.ingest.options.command_poll_seconds
@@ -101,11 +107,33 @@ class CommandDispatcher:
                 await wait_any(self._wake, stop, within=self._last_full + poll - time.monotonic())
         finally:
             unsubscribe()
+            await self._finish_deliveries()
+
+    async def _finish_deliveries(self) -> None:
+        """Let the deliveries in flight end; cancel those still running after a grace period
+        (a cancelled one rolls back: its commands are sent on the device's next session)."""
+        self._again.clear()
+        running = list(self._serving.values())
+        if running:
+            await asyncio.wait(running, timeout=STOP_GRACE_SECONDS)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def deliver_once(self) -> int:
-        """One pass: fresh sessions, devices with new commands, and — every
-        ``command_poll_seconds`` or when asked — every held device with pending commands.
-        Returns how many commands were sent."""
+        """One pass (:meth:`_start_pass`), waiting for the deliveries it started; how many
+        commands they sent. A delivery's error is raised after the others ended."""
+        started = await self._start_pass()
+        results = await asyncio.gather(*started, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(r for r in results if isinstance(r, int))
+
+    async def _start_pass(self) -> list[asyncio.Task[int]]:
+        """Start delivering to the fresh sessions, the devices with new commands and — every
+        ``command_poll_seconds`` or when asked — every held device with something to send or
+        close. Returns the deliveries started (they run on; see :meth:`_serve`)."""
         held = set(self.ingest.held_devices())
         fresh, self._fresh = self._fresh & held, set()
         hinted, self._hinted = self._hinted & held, set()
@@ -121,18 +149,36 @@ class CommandDispatcher:
         else:
             # One query for every fresh session: most devices connect with nothing waiting.
             candidates = await self._with_pending(fresh) | hinted
-        sent = 0
-        ordered = sorted(candidates)
-        for start in range(0, len(ordered), DELIVERY_CONCURRENCY):
-            chunk = ordered[start : start + DELIVERY_CONCURRENCY]
-            results = await asyncio.gather(
-                *(self._deliver(d, new_session=d in fresh) for d in chunk), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result  # after the others finished: logged by run, retried
-                sent += result
-        return sent
+        started = []
+        for device_id in sorted(candidates):
+            task = self._serve(device_id, new_session=device_id in fresh)
+            if task is not None:
+                started.append(task)
+        return started
+
+    def _serve(self, device_id: str, *, new_session: bool) -> asyncio.Task[int] | None:
+        """Start a delivery to ``device_id``, or — when one is running — ask for another right
+        after it (None)."""
+        if device_id in self._serving:
+            self._again[device_id] = self._again.get(device_id, False) or new_session
+            return None
+        task = asyncio.create_task(self._deliver_in_turn(device_id, new_session))
+        self._serving[device_id] = task
+        task.add_done_callback(lambda done: self._served(device_id, done))
+        return task
+
+    def _served(self, device_id: str, done: asyncio.Task[int]) -> None:
+        if self._serving.get(device_id) is done:
+            del self._serving[device_id]
+        if not done.cancelled() and (error := done.exception()) is not None:
+            # Its commands are still pending: the next full pass finds them again.
+            logger.error("command delivery to %s failed; retrying", device_id, exc_info=error)
+        if device_id in self._again:
+            self._serve(device_id, new_session=self._again.pop(device_id))
+
+    async def _deliver_in_turn(self, device_id: str, new_session: bool) -> int:
+        async with self._slots:
+            return await self._deliver(device_id, new_session=new_session)
 
     async def _expire_if_due(self) -> None:
         now = time.monotonic()

@@ -219,6 +219,10 @@ class Ingest:
         """Devices whose confirmed session this instance holds (and has recorded)."""
         return list(self._claimed)
 
+    def holds(self, device_id: str) -> bool:
+        """This instance holds ``device_id``'s confirmed session."""
+        return device_id in self._claimed
+
     def publish(self, topic: str, payload: bytes) -> None:
         self._publisher.publish(topic, payload)
 

@@ -14,7 +14,8 @@ from anju.devices.command_models import DeviceCommand
 from anju.devices.commands.rules import PENDING, CommandStatus
 from anju.devices.models import Device
 
-# Built once: a statement made anew per call spends more CPU on its cache key than on the SQL.
+# Built once: a statement made anew per call spends more CPU on its construction and cache key
+# than on the SQL (the hot paths: enqueue, delivery, acks).
 _TABLE = cast(Table, DeviceCommand.__table__)
 _INSERT_NEXT = (
     insert(_TABLE)
@@ -24,6 +25,25 @@ _INSERT_NEXT = (
         .scalar_subquery()
     )
     .returning(*_TABLE.c)
+)
+_LOCK_DEVICE = (
+    select(Device).where(Device.id == bindparam("device_id")).with_for_update(key_share=True)
+)
+_FOR_UPDATE = (
+    select(DeviceCommand)
+    .where(DeviceCommand.id.in_(bindparam("ids", expanding=True)))
+    .order_by(DeviceCommand.id)
+    .with_for_update()
+)
+_PENDING_OF_DEVICE = (
+    select(
+        DeviceCommand,
+        select(Device.status).where(Device.id == bindparam("device_id")).scalar_subquery(),
+    )
+    .where(DeviceCommand.device_id == bindparam("device_id"), DeviceCommand.status.in_(PENDING))
+    .order_by(DeviceCommand.seq)
+    .limit(bindparam("limit"))
+    .with_for_update(of=DeviceCommand)
 )
 
 
@@ -39,8 +59,8 @@ class CommandsRepository:
         ``FOR NO KEY UPDATE`` on PostgreSQL (other tables' foreign-key checks still pass);
         SQLite needs no lock, its writers are serialised by ``BEGIN IMMEDIATE``.
         """
-        query = select(Device).where(Device.id == device_id).with_for_update(key_share=True)
-        return (await self.session.execute(query)).scalar_one_or_none()
+        result = await self.session.execute(_LOCK_DEVICE, {"device_id": device_id})
+        return result.scalar_one_or_none()
 
     async def device(self, device_id: str) -> Device | None:
         return await self.session.get(Device, device_id)
@@ -93,13 +113,8 @@ class CommandsRepository:
         """The commands among ``command_ids`` that exist, locked (in id order)."""
         if not command_ids:
             return []
-        query = (
-            select(DeviceCommand)
-            .where(DeviceCommand.id.in_(sorted(set(command_ids))))
-            .order_by(DeviceCommand.id)
-            .with_for_update()
-        )
-        return (await self.session.execute(query)).scalars().all()
+        result = await self.session.execute(_FOR_UPDATE, {"ids": sorted(set(command_ids))})
+        return result.scalars().all()
 
     async def pending_by_ids(
         self, command_ids: Sequence[str], now: datetime
@@ -166,15 +181,8 @@ class CommandsRepository:
     ) -> tuple[Sequence[DeviceCommand], str | None]:
         """The device's pending commands in sequence order (at most ``limit``), locked, and
         the device's status (None when there is no such device or nothing is pending)."""
-        status = select(Device.status).where(Device.id == device_id).scalar_subquery()
-        query = (
-            select(DeviceCommand, status)
-            .where(DeviceCommand.device_id == device_id, DeviceCommand.status.in_(PENDING))
-            .order_by(DeviceCommand.seq)
-            .limit(limit)
-            .with_for_update(of=DeviceCommand)
-        )
-        rows = (await self.session.execute(query)).all()
+        params = {"device_id": device_id, "limit": limit}
+        rows = (await self.session.execute(_PENDING_OF_DEVICE, params)).all()
         return [row[0] for row in rows], (rows[0][1] if rows else None)
 
     async def with_work(

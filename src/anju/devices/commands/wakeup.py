@@ -5,7 +5,9 @@
 * **in this process**, every function given to :func:`subscribe` is called with the device ids
   right after that transaction commits — never for one that rolls back;
 * **in other processes** (PostgreSQL only), the same transaction runs
-  ``pg_notify('anju_commands', '<origin> <device id>')``: PostgreSQL delivers a notification
+  ``pg_notify('anju_commands', '<origin> <device id>')`` — unless a gateway of this process
+  holds the device's session, since no other process would deliver to it (a round trip saved
+  on every command of a single-process platform): PostgreSQL delivers a notification
   only when its transaction commits, to every session that ``LISTEN``\\ s on the channel (the
   gateway does, :mod:`anju.gateway.command_notices`). ``origin`` names the sending process, so
   a listener skips notices its own process has already acted on.
@@ -35,19 +37,35 @@ ORIGIN = secrets.token_hex(8)
 #: Called with the device ids that have new commands; None: "anything may be due".
 Listener = Callable[[Collection[str] | None], None]
 
+#: Says whether this process holds a device's session (and so delivers its commands itself).
+Holder = Callable[[str], bool]
+
 _listeners: list[Listener] = []
+_holders: list[Holder] = []
 _PENDING = "anju.commands.wakeup"  # Session.info key: device ids announced in this transaction
 
 
-def subscribe(listener: Listener) -> Callable[[], None]:
-    """Call ``listener`` after each commit that queued commands; returns the unsubscribe."""
+def subscribe(listener: Listener, holds: Holder | None = None) -> Callable[[], None]:
+    """Call ``listener`` after each commit that queued commands; returns the unsubscribe.
+
+    ``holds``: the subscriber delivers to the devices it says it holds, so commands for them
+    need no notification to other processes."""
     _listeners.append(listener)
+    if holds is not None:
+        _holders.append(holds)
 
     def unsubscribe() -> None:
         if listener in _listeners:
             _listeners.remove(listener)
+        if holds is not None and holds in _holders:
+            _holders.remove(holds)
 
     return unsubscribe
+
+
+def held_here(device_id: str) -> bool:
+    """A gateway of this process holds ``device_id``'s session."""
+    return any(holds(device_id) for holds in _holders)
 
 
 def wake_local(device_ids: Collection[str] | None = None) -> None:
@@ -71,7 +89,9 @@ async def announce_after_commit(session: AsyncSession, device_id: str) -> None:
     if device_id in pending:
         return
     pending.add(device_id)
-    if session.get_bind().dialect.name == "postgresql":
+    # A session held here is woken after the commit by this process's listeners; should it
+    # move to another process meanwhile, that process serves it on the new session anyway.
+    if session.get_bind().dialect.name == "postgresql" and not held_here(device_id):
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": CHANNEL, "payload": f"{ORIGIN} {device_id}"},
