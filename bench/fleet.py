@@ -101,8 +101,13 @@ class SteppingClock:
     """The real clock, which set-up can also move forward (``advance``, as the test helpers do
     to reach a fresh TOTP step); the figures are differences of its readings."""
 
-    def __init__(self) -> None:
-        self._offset = timedelta()
+    def __init__(self, offset_seconds: float = 0.0) -> None:
+        self._offset = timedelta(seconds=offset_seconds)
+
+    @property
+    def offset_seconds(self) -> float:
+        """How far set-up has moved it ahead of the real clock (replicas start there too)."""
+        return self._offset.total_seconds()
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self._offset
@@ -303,6 +308,9 @@ async def replicas(platform: Any, broker: Any, count: int) -> AsyncIterator[Repl
         ),
         "host": broker.address.host,
         "port": broker.address.port,
+        # Every process stamps the same clock: a push queued in one and confirmed in another
+        # is measured across both.
+        "clock_offset_seconds": getattr(platform.clock, "offset_seconds", 0.0),
     }
     started = Replicas([], [])
     try:

@@ -9,7 +9,8 @@ queued through one process reaches a device held by another through PostgreSQL
 requests over the processes' ports, as a load balancer in front of them would.
 
 Protocol: one JSON line on stdin (``data_dir``, ``database_url``, ``settings``, ``host``,
-``port``, ``instance``); prints ``ready <API base URL>``; stops when stdin closes.
+``port``, ``instance``, ``clock_offset_seconds``: the benchmark's clock); prints
+``ready <API base URL>``; stops when stdin closes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.fleet import generator_stdin, served
+from bench.fleet import SteppingClock, generator_stdin, served
 
 
 async def replica() -> None:
@@ -32,7 +33,7 @@ async def replica() -> None:
     )
     broker = SimpleNamespace(address=BrokerAddress(spec["host"], spec["port"]))
     async with (
-        open_platform(settings) as platform,
+        open_platform(settings, clock=SteppingClock(spec["clock_offset_seconds"])) as platform,
         served(platform, broker, instance=spec["instance"]) as (_gateway, api),
     ):
         print("ready", api, flush=True)
