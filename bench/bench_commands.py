@@ -208,6 +208,12 @@ async def run(
             (r.acked_at - r.created_at).total_seconds() * 1000 for r in of if r.acked_at is not None
         ]
 
+    by_second: dict[int, list[float]] = {}
+    for r in rows:
+        if r.acked_at is not None:
+            second = int((r.created_at - measured_from).total_seconds())
+            by_second.setdefault(second, []).append((r.acked_at - r.created_at).total_seconds())
+    slowest = sorted(by_second.items(), key=lambda item: -max(item[1]))[:5]
     to_sent = [
         (r.sent_at - r.created_at).total_seconds() * 1000 for r in rows if r.sent_at is not None
     ]
@@ -224,6 +230,8 @@ async def run(
         "statuses": statuses,
         "round_trip_ms": percentiles(round_trips(rows)),
         "warmup": warmup,
+        # Where the tail is: the five seconds whose slowest command was slowest.
+        "slowest_seconds": [(sec, max(v) * 1000, len(v)) for sec, v in sorted(slowest)],
         "warmup_commands": len(warm),
         "warmup_round_trip_ms": percentiles(round_trips(warm)),
         "to_sent_ms": percentiles(to_sent),
@@ -244,6 +252,10 @@ def report(r: dict[str, Any]) -> None:
         flush=True,
     )
     print(against_target("round trip created_at → acked_at (platform clock)", rt, TARGET_P99_MS))
+    print(
+        "slowest seconds of the measured run (second: slowest round trip, commands): "
+        + ", ".join(f"{sec}: {ms:.0f} ms ({n})" for sec, ms, n in r["slowest_seconds"])
+    )
     cold = r["warmup_round_trip_ms"]
     if r["warmup_commands"]:
         print(
