@@ -232,3 +232,54 @@ async def test_only_commands_for_devices_held_elsewhere_are_announced_to_other_p
             await dev.close()
     finally:
         await listener.close()
+
+
+async def queue(platform: Platform, device_id: str, name: str = "unlock") -> str:
+    async with platform.db.transaction() as session:
+        command = await CommandService(platform, session).enqueue(
+            "cli", None, device_id, name, {}, 600
+        )
+    return command.id
+
+
+async def test_a_slow_delivery_holds_up_neither_other_devices_nor_its_own_next_command(
+    platform: Platform, tmp_path: Path
+) -> None:
+    slow, other = await manufacture_registered(platform, tmp_path, 2)
+    async with (
+        embedded_broker(platform) as broker,
+        running_gateway(platform, broker.address, SLOW_POLL) as gateway,
+    ):
+        dev_slow = await connected(platform, gateway, slow)
+        dev_other = await connected(platform, gateway, other)
+        passes = await settled(gateway)
+        dispatcher = gateway.dispatcher
+        deliver = dispatcher._deliver
+        release = asyncio.Event()
+        held_up = asyncio.Event()
+
+        async def stuck_after_sending(device_id: str, *, new_session: bool) -> int:
+            sent = await deliver(device_id, new_session=new_session)
+            if device_id == slow.device_id and not release.is_set():
+                held_up.set()
+                await release.wait()  # a delivery that takes its time (a slow database, say)
+            return sent
+
+        dispatcher._deliver = stuck_after_sending  # type: ignore[method-assign]
+        try:
+            first = await queue(platform, slow.device_id)
+            assert (await dev_slow.receive(within=SOON))["id"] == first
+            await asyncio.wait_for(held_up.wait(), SOON)
+            # Another device's command goes out while the slow delivery is still running …
+            other_id = await queue(platform, other.device_id)
+            assert (await dev_other.receive(within=SOON))["id"] == other_id
+            # … and a second command for the slow device, queued meanwhile, right after it.
+            second = await queue(platform, slow.device_id, "lock")
+            await asyncio.sleep(0.3)
+            assert dev_slow.downlink.empty()  # one delivery per device at a time: not yet
+        finally:
+            release.set()
+        assert (await dev_slow.receive(within=SOON))["id"] == second
+        assert dispatcher.full_passes == passes  # all of it woken by commits, not polled
+        await dev_slow.close()
+        await dev_other.close()
