@@ -40,15 +40,13 @@ from bench.fleet import (
     connect_device,
     generator_main,
     generator_stdin,
+    measured_generator,
     open_secure_elements,
     percentiles,
     platform_processes,
     private_mosquitto,
-    profiled,
     provision,
-    read_line,
     scratch_dir,
-    start_generator,
 )
 from bench.rawhttp import Balanced
 from bench.rawhttp import Error as HTTP_ERRORS
@@ -176,19 +174,17 @@ async def run(
                 "seconds": seconds,
                 "warmup": warmup,
             }
-            gen = await start_generator("bench.bench_commands", spec)
-            assert (await read_line(gen, 600))[0] == "ready"
-            assert (await read_line(gen, warmup + 300))[0] == "measuring"
-            measured_from = platform.clock.now()
             passes0 = gateway.dispatcher.full_passes
-            with profiled(profile):
-                cpu0 = time.process_time() + others.cpu_seconds()
-                words = await read_line(gen, seconds + 300)
-                cpu = time.process_time() + others.cpu_seconds() - cpu0
-            assert words[0] == "done", words
-            client = json.loads(" ".join(words[1:]))
-            await gen.wait()
-            full_passes = gateway.dispatcher.full_passes - passes0
+            client, cpu, measured_from = await measured_generator(
+                "bench.bench_commands",
+                spec,
+                profile,
+                warmup + seconds + 300,
+                others,
+                platform.clock.now,
+            )
+            assert measured_from is not None
+            full_passes = gateway.dispatcher.full_passes - passes0  # warm-up included
         async with platform.db.transaction() as session:
             rows = (
                 await session.execute(
