@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from anju.audit import AuditLog, NewEntry
 from anju.audit import head as audit_head
-from anju.audit.models import AuditEntry
+from anju.audit.models import AuditEntry, AuditQueued
 from anju.db import Database
 from anju.errors import InvalidInput
 from anju.platform import Platform
@@ -119,13 +119,14 @@ async def test_a_commit_that_bypasses_the_boundary_with_waiting_entries_is_refus
 
 
 @pytest.mark.req("L17")
-async def test_inside_a_savepoint_entries_are_appended_at_once(platform: Platform) -> None:
+async def test_inside_a_savepoint_entries_are_queued_at_once(platform: Platform) -> None:
     log = AuditLog(platform)
     async with platform.db.transaction() as session:
         savepoint = await session.begin_nested()
         await log.record_at_commit(session, [entry(1)])
-        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 1
+        assert await session.scalar(select(func.count()).select_from(AuditQueued)) == 1
         await savepoint.rollback()  # the savepoint's entry goes with it
+        assert await session.scalar(select(func.count()).select_from(AuditQueued)) == 0
         await log.record_at_commit(session, [entry(2)])
     async with platform.db.transaction() as session:
         targets = list(await session.scalars(select(AuditEntry.target)))

@@ -150,16 +150,22 @@ class Database:
         """A session committed on success and rolled back on any exception (a boundary).
 
         Work registered with :func:`before_commit` runs in the transaction just before the
-        commit (an error there rolls everything back)."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
-            await run_before_commit(session)
+        commit (an error there rolls everything back); work registered with
+        :func:`after_commit` is awaited once the commit succeeded."""
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+                await run_before_commit(session)
+            after: dict[str, Callable[[], Awaitable[None]]] = session.info.pop(_AFTER_COMMIT, {})
+        for work in after.values():
+            await work()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
 _BEFORE_COMMIT = "anju.db.before_commit"  # Session.info key: {name: work}
+_AFTER_COMMIT = "anju.db.after_commit"  # Session.info key: {name: work}
 
 
 def before_commit(
@@ -171,6 +177,14 @@ def before_commit(
     pending: dict[str, Callable[[AsyncSession], Awaitable[None]]] = session.info.setdefault(
         _BEFORE_COMMIT, {}
     )
+    pending.setdefault(name, work)
+
+
+def after_commit(session: AsyncSession, name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Await ``work`` once after :meth:`Database.transaction` committed ``session``'s
+    transaction, before the ``async with`` block it closes returns (registering the same
+    ``name`` again is a no-op). Nothing runs after a rollback."""
+    pending: dict[str, Callable[[], Awaitable[None]]] = session.info.setdefault(_AFTER_COMMIT, {})
     pending.setdefault(name, work)
 
 

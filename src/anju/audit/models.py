@@ -1,4 +1,5 @@
-"""Audit log tables: entries (the leaves), stored perfect-subtree hashes, signed checkpoints."""
+"""Audit log tables: entries (the leaves), stored perfect-subtree hashes, signed checkpoints, and
+the queue of committed entries waiting to be appended."""
 
 from __future__ import annotations
 
@@ -46,3 +47,20 @@ class AuditCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text, nullable=False)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     frontier: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class AuditQueued(Base):
+    """An entry committed with its change and not yet in the tree: the sequencer appends queued
+    entries in ``id`` order, in batches, and deletes them in the same transaction."""
+
+    __tablename__ = "audit_queue"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    details: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON, checked

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text, tuple_
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from anju.audit.models import AuditCheckpoint, AuditEntry, AuditNode
+from anju.audit.models import AuditCheckpoint, AuditEntry, AuditNode, AuditQueued
 from anju.kit import merkle
 
 # pg_advisory_xact_lock key of the audit tree: ASCII "anjuaudt" as a signed 64-bit integer.
@@ -62,6 +62,25 @@ async def lock_and_head(session: AsyncSession) -> tuple[int, bytes | None, int]:
         )
     ).one()
     return int(row[0]), None if row[1] is None else bytes(row[1]), int(row[2])
+
+
+async def try_lock_and_head(session: AsyncSession) -> tuple[int, bytes | None, int] | None:
+    """:func:`lock_and_head` if the tree lock is free now; None when another transaction holds
+    it (PostgreSQL: ``anju_audit_try_lock_head``, migration 0025). SQLite never waits here: its
+    transactions are ``BEGIN IMMEDIATE``."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await head(session)
+    row = (
+        await session.execute(
+            text(
+                "SELECT locked, tree_size, last_leaf, signed_size FROM anju_audit_try_lock_head(:k)"
+            ),
+            {"k": TREE_LOCK_KEY},
+        )
+    ).one()
+    if not row[0]:
+        return None
+    return int(row[1]), None if row[2] is None else bytes(row[2]), int(row[3])
 
 
 async def perfect_hashes(
@@ -169,6 +188,34 @@ async def insert_nodes(session: AsyncSession, nodes: Sequence[merkle.Node]) -> N
             insert(AuditNode),
             [{"level": n.level, "node_index": n.index, "hash": n.hash} for n in nodes],
         )
+
+
+async def queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue entry rows (``org_id``, ``actor``, ``action``, ``target``, ``outcome``, checked
+    ``details``) in the caller's transaction: no tree lock."""
+    if rows:
+        await session.execute(insert(AuditQueued), list(rows))
+
+
+_QUEUE_FIELDS = (
+    AuditQueued.id, AuditQueued.org_id, AuditQueued.actor, AuditQueued.action,
+    AuditQueued.target, AuditQueued.outcome, AuditQueued.details,
+)  # fmt: skip
+
+
+async def take_queued(session: AsyncSession, limit: int) -> list[Any]:
+    """Delete and return the oldest ``limit`` queued entries, oldest first (one statement).
+    Callers hold the tree lock, so no other transaction takes the same rows."""
+    oldest = select(AuditQueued.id).order_by(AuditQueued.id).limit(limit)
+    taken = await session.execute(
+        delete(AuditQueued).where(AuditQueued.id.in_(oldest)).returning(*_QUEUE_FIELDS)
+    )
+    return sorted(taken.all(), key=lambda row: int(row[0]))
+
+
+async def queued_count(session: AsyncSession) -> int:
+    """Entries committed and not yet appended."""
+    return int(await session.scalar(select(func.count()).select_from(AuditQueued)) or 0)
 
 
 async def latest_checkpoint(session: AsyncSession) -> AuditCheckpoint | None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from anju.audit import head, repository
 from anju.audit.encoding import DetailValue, canonical_json, entry_leaf_hash
 from anju.audit.models import AuditCheckpoint, AuditEntry
+from anju.audit.sequencer import sequencer_for
 from anju.audit.verify import (
     ConsistencyProof,
     InclusionProof,
@@ -27,7 +28,7 @@ from anju.audit.verify import (
     inclusion_proof,
     verify_log,
 )
-from anju.db import before_commit
+from anju.db import after_commit, before_commit
 from anju.errors import InvalidInput
 from anju.kit import merkle
 from anju.kit.checkpoint import Checkpoint, sign_checkpoint
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 OUTCOMES = ("success", "failure", "denied")
 AUDIT_SIGNER = "audit"
 _ACTION = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)*$")
-_DEFERRED = "anju.audit.deferred"  # Session.info key: entries to append before the commit
+_DEFERRED = "anju.audit.deferred"  # Session.info key: entries to queue before the commit
+QUEUE_ROUND = 500  # queued entries a sequencer round appends per transaction
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,17 @@ def validate(entry: NewEntry) -> str:
     return canonical_json({key: redact_value(value) for key, value in entry.details.items()})
 
 
+def _queue_row(entry: NewEntry, details: str) -> dict[str, Any]:
+    return {
+        "org_id": entry.org_id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "details": details,
+    }
+
+
 def _refuse_unappended(session: Session) -> None:
     if session.info.get(_DEFERRED):
         raise RuntimeError("audit entries are waiting: commit through Database.transaction")
@@ -101,6 +114,7 @@ class AuditLog:
     """Append-only, tamper-evident audit log of one platform."""
 
     def __init__(self, platform: Platform) -> None:
+        self._db = platform.db
         self._settings = platform.settings
         self._clock = platform.clock
         self._keys = platform.keys
@@ -131,48 +145,110 @@ class AuditLog:
         return first
 
     async def record_at_commit(self, session: AsyncSession, entries: Sequence[NewEntry]) -> None:
-        """Append ``entries`` in the caller's transaction, together with every other entry
-        recorded this way in it, as one batch right before the commit (one tree update, and
-        the tree lock held only from there to the commit). They are checked now; they commit
-        or roll back with the transaction, exactly like :meth:`record`. Inside a savepoint
-        they are appended at once (a savepoint may roll back alone). A commit that bypasses
+        """Record ``entries`` with the caller's transaction, never waiting for the tree lock.
+
+        They are checked now and kept with every other entry recorded this way in the
+        transaction. Right before the commit they are appended as one batch if the tree lock is
+        free at that moment — held from there to the commit, as :meth:`record` holds it — and
+        otherwise queued (one INSERT, no lock) for the sequencer (:mod:`anju.audit.sequencer`),
+        which :meth:`anju.db.Database.transaction` then waits for after the commit: either way
+        a request that returned has its entries in the tree, and a busy log costs waiting
+        requests one shared append instead of one lock hand-over each. Inside a savepoint
+        they are queued at once (a savepoint may roll back alone). They commit or roll back
+        with the transaction, exactly like :meth:`record`. A commit that bypasses
         :meth:`anju.db.Database.transaction` with entries still waiting is refused."""
-        for entry in entries:
-            validate(entry)
+        checked = [(entry, validate(entry)) for entry in entries]
         if session.in_nested_transaction():
-            await self.record_many(session, entries)
+            await self._queue(session, checked)
             return
-        waiting: list[NewEntry] | None = session.info.get(_DEFERRED)
+        waiting: list[tuple[NewEntry, str]] | None = session.info.get(_DEFERRED)
         if waiting is None:
             waiting = session.info[_DEFERRED] = []
             event.listen(session.sync_session, "before_commit", _refuse_unappended)
-            before_commit(session, _DEFERRED, self.append_deferred)
-        waiting.extend(entries)
+            before_commit(session, _DEFERRED, self._append_or_queue_deferred)
+        waiting.extend(checked)
+
+    async def _append_or_queue_deferred(self, session: AsyncSession) -> None:
+        waiting: list[tuple[NewEntry, str]] | None = session.info.get(_DEFERRED)
+        if not waiting:
+            return
+        checked = list(waiting)
+        waiting.clear()
+        got = await repository.try_lock_and_head(session)
+        counts = sequencer_for(self._db)
+        if got is None:
+            counts.queued_at_commit += 1
+            await self._queue(session, checked)
+        else:
+            counts.appended_at_commit += 1
+            await self._append(session, *got, checked)
+
+    async def _queue(self, session: AsyncSession, checked: Sequence[tuple[NewEntry, str]]) -> None:
+        await repository.queue(session, [_queue_row(e, d) for e, d in checked])
+        after_commit(session, _DEFERRED, self.append_queued)
 
     async def append_deferred(self, session: AsyncSession) -> None:
-        """Append the entries :meth:`record_at_commit` is holding for this transaction now
-        (before reading the log in the same transaction; the commit does it otherwise)."""
-        waiting: list[NewEntry] | None = session.info.get(_DEFERRED)
+        """Append the entries :meth:`record_at_commit` is holding for this transaction to the
+        tree now, under the tree lock (before reading the log in the same transaction)."""
+        waiting: list[tuple[NewEntry, str]] | None = session.info.get(_DEFERRED)
         if waiting:
-            entries = list(waiting)
+            checked = list(waiting)
             waiting.clear()
-            await self.record_many(session, entries)
+            await self._append(session, *await repository.lock_and_head(session), checked)
+
+    async def append_queued(self) -> None:
+        """Append every committed, queued entry to the tree — now, or by the round already
+        under way in this process plus the next (see :mod:`anju.audit.sequencer`)."""
+        await sequencer_for(self._db).drain(self._append_queued_rounds)
+
+    async def _append_queued_rounds(self) -> None:
+        while True:
+            async with self._db.transaction() as session:
+                taken = await self.append_queued_in(session, QUEUE_ROUND)
+            if taken < QUEUE_ROUND:
+                return
+
+    async def append_queued_in(self, session: AsyncSession, limit: int = QUEUE_ROUND) -> int:
+        """In ``session``'s transaction: take the tree lock and append up to ``limit`` of the
+        oldest queued entries; how many."""
+        size, last_leaf, signed = await repository.lock_and_head(session)
+        taken = await repository.take_queued(session, limit)
+        if taken:
+            checked = [
+                (NewEntry(r.action, r.actor, r.org_id, r.target, r.outcome), r.details)
+                for r in taken
+            ]
+            await self._append(session, size, last_leaf, signed, checked)
+        return len(taken)
 
     async def record_many(
         self, session: AsyncSession, entries: Sequence[NewEntry]
     ) -> tuple[int, int]:
         """Append entries in one go; return the leaf index range ``[first, end)``."""
-        details = [validate(e) for e in entries]
+        checked = [(entry, validate(entry)) for entry in entries]
         size, last_leaf, signed = await repository.lock_and_head(session)
         if not entries:
             return size, size
+        end = await self._append(session, size, last_leaf, signed, checked)
+        return size, end
+
+    async def _append(
+        self,
+        session: AsyncSession,
+        size: int,
+        last_leaf: bytes | None,
+        signed: int,
+        checked: Sequence[tuple[NewEntry, str]],
+    ) -> int:
+        """Append checked entries (entry, details JSON) to the tree whose head was read under
+        the lock; the new size."""
         frontier = head.cached_frontier(session, size, last_leaf)
         if frontier is None:
             frontier = await repository.load_frontier(session, size)
         now = self._clock.now()
         rows: list[dict[str, Any]] = []
         nodes: list[merkle.Node] = []
-        for offset, (entry, detail) in enumerate(zip(entries, details, strict=True)):
+        for offset, (entry, detail) in enumerate(checked):
             h = entry_leaf_hash(
                 index=size + offset,
                 recorded_at=now,
@@ -201,12 +277,12 @@ class AuditLog:
         if frontier.size - signed >= self._settings.audit_checkpoint_every:
             await self._sign(session, frontier)
         head.remember_after_commit(session, frontier, rows[-1]["leaf_hash"])
-        return size, frontier.size
+        return frontier.size
 
     async def checkpoint(self, session: AsyncSession) -> SignedCheckpoint:
         """Sign a checkpoint of the current tree unless the latest one already covers it."""
         await self.append_deferred(session)
-        await repository.lock_tree(session)
+        await self.append_queued_in(session)  # takes the tree lock; leftovers of any process
         size = await repository.tree_size(session)
         latest = await repository.latest_checkpoint(session)
         if latest is not None and int(latest.tree_size) == size:
@@ -215,9 +291,11 @@ class AuditLog:
         return await self._sign(session, frontier)
 
     async def checkpoint_if_due(self, session: AsyncSession) -> SignedCheckpoint | None:
-        """Sign when entries have waited ``audit_checkpoint_seconds`` unsigned; else None."""
+        """Sign when entries have waited ``audit_checkpoint_seconds`` unsigned; else None.
+        Appends queued entries first (the periodic job thereby sweeps up entries a process
+        committed and did not append before it stopped)."""
         await self.append_deferred(session)
-        await repository.lock_tree(session)
+        await self.append_queued_in(session)  # takes the tree lock; leftovers of any process
         size = await repository.tree_size(session)
         latest = await repository.latest_checkpoint(session)
         signed = 0 if latest is None else int(latest.tree_size)
