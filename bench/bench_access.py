@@ -38,6 +38,7 @@ from bench.fleet import (
     add_processes_option,
     add_warmup_option,
     against_target,
+    audit_appends,
     bench_platform,
     connect_device,
     generator_main,
@@ -298,6 +299,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 others,
                 platform.clock.now,
             )
+        audit = audit_appends(platform)
         async with platform.db.transaction() as session:
             deliveries = (
                 await session.execute(
@@ -341,6 +343,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "freezes_confirmed": sum(1 for r in operations if r.confirmed_at is not None),
         "freeze_ms": percentiles(spans(operations, "created_at")),
         "cpu_ms_per_request": cpu / max(1, len(deliveries) + len(operations)) * 1000,
+        "audit": audit,
     }
 
 
@@ -369,6 +372,7 @@ def report(r: dict[str, Any]) -> None:
         f"{r['cpu_ms_per_request']:.1f} ms per push or freeze (HTTP + gateway)",
         flush=True,
     )
+    print(r["audit"], flush=True)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from bench.fleet import (
     add_processes_option,
     add_warmup_option,
     against_target,
+    audit_appends,
     bench_platform,
     connect_device,
     generator_main,
@@ -185,6 +186,7 @@ async def run(
             )
             assert measured_from is not None
             full_passes = gateway.dispatcher.full_passes - passes0  # warm-up included
+        audit = audit_appends(platform)
         async with platform.db.transaction() as session:
             rows = (
                 await session.execute(
@@ -233,6 +235,7 @@ async def run(
         "to_sent_ms": percentiles(to_sent),
         "cpu_us_per_command": cpu / max(len(rows), 1) * 1e6,
         "full_passes": full_passes,
+        "audit": audit,
     }
 
 
@@ -273,6 +276,7 @@ def report(r: dict[str, Any]) -> None:
         f"{r['cpu_us_per_command']:.0f} µs per command",
         flush=True,
     )
+    print(r["audit"], flush=True)
 
 
 def main() -> None:

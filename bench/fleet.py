@@ -90,6 +90,19 @@ def against_target(label: str, p: dict[str, float], target_p99_ms: float) -> str
     )
 
 
+def audit_appends(platform: Any) -> str:
+    """How this process's transactions put the audit entries they recorded at commit into the
+    tree (anju.audit.sequencer): under a free tree lock, or queued for a shared round."""
+    from anju.audit.sequencer import sequencer_for
+
+    seq = sequencer_for(platform.db)
+    return (
+        f"audit entries recorded at commit (this process): {seq.appended_at_commit} "
+        f"transactions appended them under a free tree lock, {seq.queued_at_commit} queued them "
+        f"for {seq.rounds} sequencer rounds"
+    )
+
+
 def load_average() -> str:
     """The 1/5/15-minute load averages, to print beside the figures."""
     one, five, fifteen = os.getloadavg()
