@@ -155,12 +155,16 @@ async def test_a_rolled_back_transaction_queues_nothing_and_waits_for_no_round(
 ) -> None:
     log = AuditLog(platform)
     rounds = sequencer_for(platform.db).rounds
-    with pytest.raises(RuntimeError):
+
+    async def failing_change() -> None:
         async with platform.db.transaction() as session:
             savepoint = await session.begin_nested()
             await log.record_at_commit(session, [entry(1)])  # queued at once in a savepoint
             await savepoint.commit()
             raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError, match="the change fails"):
+        await failing_change()
     assert await queued(platform) == 0
     assert await targets(platform) == []
     assert sequencer_for(platform.db).rounds == rounds
@@ -178,10 +182,14 @@ async def test_work_registered_after_commit_runs_only_once_the_commit_succeeded(
     async with platform.db.transaction() as session:
         after_commit(session, "note", lambda: note("first"))
         after_commit(session, "note", lambda: note("again"))  # same name: once
-    with pytest.raises(RuntimeError):
+
+    async def failing_change() -> None:
         async with platform.db.transaction() as session:
             after_commit(session, "other", lambda: note("rolled back"))
             raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError, match="rollback"):
+        await failing_change()
     assert ran == ["first"]
 
 
@@ -202,7 +210,8 @@ async def test_the_sequencer_serves_waiters_of_a_round_under_way_in_the_next_one
     # arriving during round 1: its entries may have committed after round 1 read the queue
     late = [asyncio.create_task(sequencer.drain(round_)) for _ in range(5)]
     await asyncio.sleep(0.01)
-    assert calls == 1 and not any(t.done() for t in late)
+    assert calls == 1
+    assert not any(t.done() for t in late)
     release.set()
     await asyncio.gather(first, *late)
     assert calls == 2  # one more round for all five
