@@ -269,6 +269,7 @@ async def served(
     from anju.cli.serve import http_app
     from anju.gateway.options import GatewayOptions
     from anju.gateway.runner import Gateway
+    from anju.kit.heap import freeze_startup_heap
 
     gateway = Gateway(platform, broker.address, GatewayOptions(instance=instance))
     await gateway.start()
@@ -285,6 +286,7 @@ async def served(
             lifespan="off",
         )
     )
+    freeze_startup_heap()  # as anju serve does once started
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:  # noqa: ASYNC110  (uvicorn offers no event for it)

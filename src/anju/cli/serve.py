@@ -26,6 +26,7 @@ from anju.gateway.metrics import GatewayCollector
 from anju.gateway.runner import Gateway, serve_gateway
 from anju.kit import aio
 from anju.kit.aio import wait_any
+from anju.kit.heap import freeze_startup_heap
 from anju.kit.jsonlog import configure_logging
 from anju.migrations import current_revisions, upgrade
 from anju.platform import Platform, open_platform
@@ -225,6 +226,7 @@ async def _serve_http(
         loop.add_signal_handler(sig, on_signal, sig)
     stop = asyncio.Event()
     checkpoints = asyncio.create_task(audit_checkpoints(platform, stop))
+    logger.info("start-up heap exempt from garbage collection: %d objects", freeze_startup_heap())
     try:
         await server.serve()
     finally:
