@@ -14,6 +14,7 @@ from anju.audit.models import AuditEntry, AuditQueued
 from anju.db import Database
 from anju.errors import InvalidInput
 from anju.platform import Platform
+from tests.support.audit import verified
 
 
 def entry(n: int, action: str = "devices.command.queued") -> NewEntry:
@@ -37,14 +38,6 @@ async def rolled_back(db: Database, work: Callable[[AsyncSession], Awaitable[obj
             raise Abandoned
     except Abandoned:
         return
-
-
-async def verified(platform: Platform) -> None:
-    log = AuditLog(platform)
-    async with platform.db.transaction() as session:
-        await log.checkpoint(session)
-        report = await log.verify(session)
-    assert report.ok, report.problems
 
 
 @pytest.mark.req("L17", "R16")

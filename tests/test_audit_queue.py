@@ -15,6 +15,7 @@ from anju.audit.models import AuditEntry, AuditQueued
 from anju.audit.sequencer import Sequencer, sequencer_for
 from anju.db import Database, after_commit
 from anju.platform import Platform
+from tests.support.audit import verified
 
 
 def entry(n: int) -> NewEntry:
@@ -32,12 +33,13 @@ async def queued(platform: Platform) -> int:
         return int(await session.scalar(select(func.count()).select_from(AuditQueued)) or 0)
 
 
-async def verified(platform: Platform) -> None:
-    log = AuditLog(platform)
-    async with platform.db.transaction() as session:
-        await log.checkpoint(session)
-        report = await log.verify(session)
-    assert report.ok, report.problems
+async def until_queued(platform: Platform, count: int) -> None:
+    """Wait (up to 5 s) until ``count`` entries are committed in the queue."""
+    for _ in range(500):
+        if await queued(platform) == count:
+            return
+        await asyncio.sleep(0.01)
+    assert await queued(platform) == count
 
 
 @pytest.fixture
@@ -77,11 +79,7 @@ async def test_a_busy_tree_lock_queues_the_entries_and_the_commit_does_not_wait_
 
     change = asyncio.create_task(audited_change())
     # The change commits with its entries queued while the other transaction holds the lock …
-    for _ in range(200):
-        if await queued(platform) == 2:
-            break
-        await asyncio.sleep(0.01)
-    assert await queued(platform) == 2
+    await until_queued(platform, 2)
     # … and its transaction block returns only once they are in the tree.
     await asyncio.sleep(0.05)
     assert not change.done()
@@ -105,11 +103,7 @@ async def test_transactions_queued_behind_the_lock_are_appended_by_one_shared_ro
             await log.record_at_commit(session, [entry(n)])
 
     changes = [asyncio.create_task(audited_change(n)) for n in range(20)]
-    for _ in range(300):
-        if await queued(platform) == 20:
-            break
-        await asyncio.sleep(0.01)
-    assert await queued(platform) == 20
+    await until_queued(platform, 20)
     holder.set()
     await asyncio.wait_for(asyncio.gather(*changes), 10)
     # 20 transactions, not 20 lock hand-overs: the round under way waited for the lock and
