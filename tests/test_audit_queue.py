@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from anju.audit import AuditLog, NewEntry
 from anju.audit import repository as audit_repository
-from anju.audit.models import AuditEntry, AuditQueued
+from anju.audit.models import AuditEntry
 from anju.audit.sequencer import Sequencer, sequencer_for
 from anju.db import Database, after_commit
 from anju.platform import Platform
@@ -30,7 +30,17 @@ async def targets(platform: Platform) -> list[str | None]:
 
 async def queued(platform: Platform) -> int:
     async with platform.db.transaction() as session:
-        return int(await session.scalar(select(func.count()).select_from(AuditQueued)) or 0)
+        return await audit_repository.queued_count(session)
+
+
+def audited_change(platform: Platform, *numbers: int) -> asyncio.Task[None]:
+    """A transaction recording ``entry(n)`` for each number at commit, running as a task."""
+
+    async def change() -> None:
+        async with platform.db.transaction() as session:
+            await AuditLog(platform).record_at_commit(session, [entry(n) for n in numbers])
+
+    return asyncio.create_task(change())
 
 
 async def until_queued(platform: Platform, count: int) -> None:
@@ -71,13 +81,7 @@ async def holder(platform: Platform) -> AsyncIterator[asyncio.Event]:
 async def test_a_busy_tree_lock_queues_the_entries_and_the_commit_does_not_wait_for_it(
     platform: Platform, holder: asyncio.Event
 ) -> None:
-    log = AuditLog(platform)
-
-    async def audited_change() -> None:
-        async with platform.db.transaction() as session:
-            await log.record_at_commit(session, [entry(1), entry(2)])
-
-    change = asyncio.create_task(audited_change())
+    change = audited_change(platform, 1, 2)
     # The change commits with its entries queued while the other transaction holds the lock …
     await until_queued(platform, 2)
     # … and its transaction block returns only once they are in the tree.
@@ -95,14 +99,8 @@ async def test_a_busy_tree_lock_queues_the_entries_and_the_commit_does_not_wait_
 async def test_transactions_queued_behind_the_lock_are_appended_by_one_shared_round(
     platform: Platform, holder: asyncio.Event
 ) -> None:
-    log = AuditLog(platform)
     rounds = sequencer_for(platform.db).rounds
-
-    async def audited_change(n: int) -> None:
-        async with platform.db.transaction() as session:
-            await log.record_at_commit(session, [entry(n)])
-
-    changes = [asyncio.create_task(audited_change(n)) for n in range(20)]
+    changes = [audited_change(platform, n) for n in range(20)]
     await until_queued(platform, 20)
     holder.set()
     await asyncio.wait_for(asyncio.gather(*changes), 10)

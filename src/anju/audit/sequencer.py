@@ -1,14 +1,16 @@
 """One appender per database in a process: committed, queued audit entries go into the tree in
 batches, not one tree lock per transaction.
 
-A transaction that audits through :meth:`anju.audit.AuditLog.record_at_commit` only inserts its
-entries into ``audit_queue`` — no tree lock — and, once committed, waits in :meth:`Sequencer.drain`
-until they are in the tree. The first waiter starts a round; waiters arriving during a round
-are served together by the next one, so under load one lock, one head read and one insert carry
-many transactions' entries, and a backlog after a pause clears in a round or two instead of one
-lock hand-over per transaction. The queue is shared by every process: a round takes the oldest
-queued entries whoever queued them, so entries left by a process that died between its commit
-and its round are appended by the next round anywhere (or the periodic checkpoint job).
+A transaction that audits through :meth:`anju.audit.AuditLog.record_at_commit` tries the tree
+lock right before its commit; when another transaction holds it, the entries go into
+``audit_queue`` instead (no waiting), and once committed the transaction waits in
+:meth:`Sequencer.drain` until they are in the tree. The first waiter starts a round; waiters
+arriving during a round are served together by the next one, so under load one lock, one head
+read and one insert carry many transactions' entries, and a backlog after a pause clears in a
+round or two instead of one lock hand-over per transaction. The queue is shared by every
+process: a round takes the oldest queued entries whoever queued them, so entries left by a
+process that died between its commit and its round are appended by the next round anywhere (or
+the periodic checkpoint job).
 """
 
 from __future__ import annotations
